@@ -1,0 +1,95 @@
+"""arch: the registry of target architectures, one module per arch.
+
+Each module holds data and small pure functions: ELF constants, defaults for the
+text address and rounding, the code padding, and a Howto per relocation type
+(see minild.reloc). The pipeline asks the Arch object built here; it never
+branches on an arch name.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from types import ModuleType
+
+from ..reloc import Howto
+
+# arch name (as written in objects and on the command line) -> module name.
+_MODULES = {
+    "amd64": "amd64",
+    "x86": "x86",
+    "arm": "arm",
+    "arm64": "arm64",
+    "mips": "mips",
+    "mipsle": "mips",
+    "mips64": "mips64",
+    "mips64le": "mips64",
+    "ppc64": "ppc64",
+    "ppc64le": "ppc64",
+    "riscv64": "riscv64",
+    "s390x": "s390x",
+}
+
+
+@dataclass
+class Arch:
+    """Arch is one target as the pipeline sees it."""
+
+    name: str
+    module: ModuleType
+    elf_machine: int
+    elf_class: int          # 32 or 64
+    order: str              # numpy/struct byte order: "<" or ">"
+    elf_flags: int
+    page_size: int          # default -R
+    text_addr: int          # default -T (address of the first byte of .text)
+    pad: bytes              # fills gaps in text
+    rela: bool              # relocatable objects carry explicit addends
+    howtos: list[Howto]
+    index: dict[str, int] = field(default_factory=dict)  # psABI name -> howtos index
+
+    def __post_init__(self):
+        self.index = {h.name: i for i, h in enumerate(self.howtos)}
+
+    @property
+    def ptr_size(self) -> int:
+        return self.elf_class // 8
+
+    def hook(self, name: str):
+        """hook returns the module's optional function `name`, or None."""
+        return getattr(self.module, name, None)
+
+
+def names() -> list[str]:
+    return list(_MODULES)
+
+
+def available() -> list[str]:
+    """available lists the arch names whose module is present."""
+    out = []
+    for n in _MODULES:
+        try:
+            lookup(n)
+        except (KeyError, ModuleNotFoundError):
+            continue
+        out.append(n)
+    return out
+
+
+_cache: dict[str, Arch] = {}
+
+
+def lookup(name: str) -> Arch:
+    """lookup returns the Arch for a name; KeyError if unknown, ModuleNotFoundError
+    if the arch is named but its module does not exist yet."""
+    if name in _cache:
+        return _cache[name]
+    mod = importlib.import_module(f"{__name__}.{_MODULES[name]}")
+    v = mod.variant(name) if hasattr(mod, "variant") else {}
+    get = lambda k: v.get(k, getattr(mod, k, None))  # noqa: E731
+    a = Arch(name=name, module=mod, elf_machine=get("ELF_MACHINE"),
+             elf_class=get("ELF_CLASS"), order=get("ORDER"), elf_flags=get("ELF_FLAGS"),
+             page_size=get("PAGE_SIZE"), text_addr=get("TEXT_ADDR"), pad=get("PAD"),
+             rela=get("RELA"), howtos=get("HOWTOS"))
+    _cache[name] = a
+    return a

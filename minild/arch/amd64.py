@@ -1,0 +1,40 @@
+"""amd64: x86-64 (System V psABI), ELF64 little-endian.
+
+Relocations (RELA; all fields little-endian, unaligned):
+  R_X86_64_64     S + A       64-bit absolute, no check
+  R_X86_64_PC64   S + A - P   64-bit pc-relative
+  R_X86_64_32     S + A       zero-extended by the CPU: must fit unsigned 32
+  R_X86_64_32S    S + A       sign-extended by the CPU: must fit signed 32
+  R_X86_64_PC32   S + A - P   rip-relative data and branches: signed 32
+  R_X86_64_PLT32  L + A - P   a call through the PLT; a static link has no PLT,
+                              so L = S and it is PC32 (as lld and GNU ld do)
+  R_X86_64_16/8   S + A       fit signed or unsigned 16/8 (GNU's bitfield check)
+  R_X86_64_PC16/8 S + A - P   signed 16/8
+GOT- and TLS-relative types need a GOT or a TLS block, which a static minild
+link does not build: they are unknown types here and rejected at load time.
+"""
+
+from ..reloc import Howto, absolute, either, none, pcrel, signed, unsigned
+
+ELF_MACHINE = 62          # EM_X86_64
+ELF_CLASS = 64
+ORDER = "<"
+ELF_FLAGS = 0
+PAGE_SIZE = 0x1000
+TEXT_ADDR = 0x401000      # GNU ld's and Go's layout: headers at 0x400000
+PAD = b"\xcc"             # int3: a stray jump into padding traps
+RELA = True
+
+HOWTOS = [
+    Howto("R_X86_64_NONE", 0, 0, none),
+    Howto("R_X86_64_64", 1, 8, absolute),
+    Howto("R_X86_64_PC32", 2, 4, pcrel, signed(32)),
+    Howto("R_X86_64_PLT32", 4, 4, pcrel, signed(32)),
+    Howto("R_X86_64_32", 10, 4, absolute, unsigned(32)),
+    Howto("R_X86_64_32S", 11, 4, absolute, signed(32)),
+    Howto("R_X86_64_16", 12, 2, absolute, either(16)),
+    Howto("R_X86_64_PC16", 13, 2, pcrel, signed(16)),
+    Howto("R_X86_64_8", 14, 1, absolute, either(8)),
+    Howto("R_X86_64_PC8", 15, 1, pcrel, signed(8)),
+    Howto("R_X86_64_PC64", 24, 8, pcrel),
+]

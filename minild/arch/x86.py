@@ -1,0 +1,34 @@
+"""x86: i386 (System V i386 psABI), ELF32 little-endian.
+
+Relocations (REL in relocatable objects: the addend sits in the place; minild
+objects always carry it explicitly, so the place's old contents are ignored):
+  R_386_32      S + A       32-bit absolute (wraps; fits signed or unsigned)
+  R_386_PC32    S + A - P   pc-relative calls, jumps and data
+  R_386_PLT32   L + A - P   a call through the PLT; static link: L = S
+  R_386_16/8    S + A       fit signed or unsigned 16/8
+  R_386_PC16/8  S + A - P   signed 16/8
+GOT-, GOTOFF- and TLS-relative types need tables a static minild link does not
+build: they are unknown types here and rejected at load time.
+"""
+
+from ..reloc import Howto, absolute, either, none, pcrel, signed
+
+ELF_MACHINE = 3           # EM_386
+ELF_CLASS = 32
+ORDER = "<"
+ELF_FLAGS = 0
+PAGE_SIZE = 0x1000
+TEXT_ADDR = 0x8049000     # GNU ld's layout: headers at 0x8048000
+PAD = b"\xcc"             # int3
+RELA = False
+
+HOWTOS = [
+    Howto("R_386_NONE", 0, 0, none),
+    Howto("R_386_32", 1, 4, absolute, either(32)),
+    Howto("R_386_PC32", 2, 4, pcrel, either(32)),
+    Howto("R_386_PLT32", 4, 4, pcrel, either(32)),
+    Howto("R_386_16", 20, 2, absolute, either(16)),
+    Howto("R_386_PC16", 21, 2, pcrel, signed(16)),
+    Howto("R_386_8", 22, 1, absolute, either(8)),
+    Howto("R_386_PC8", 23, 1, pcrel, signed(8)),
+]

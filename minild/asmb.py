@@ -1,0 +1,119 @@
+"""asmb: write every block of every segment, relocations applied in place.
+
+The sections with file bytes are cut into blocks of at least `block_size`
+bytes (Go's writeBlocks: 1 MB) at input-section boundaries. Each block is filled
+(code padding for text, then the input sections' bytes) and its relocations are
+applied, all with numpy, through an OutBuf view at the block's offset. Blocks
+run on a bounded pool of worker threads (numpy's copies and kernels release the
+GIL); with -j1 they run in order on the caller's thread. Either way each block
+is computed from the same inputs by the same code, so the bytes never depend on
+the number of workers. On the buffered path a block is written to the file only
+after its relocations are applied, since there is no mapping to edit later.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import Diagnostics
+from .reloc import Problem, apply_block
+
+BLOCK_SIZE = 1 << 20
+
+
+@dataclass
+class Block:
+    fileoff: int
+    size: int
+    va: int
+    inputs: np.ndarray      # global input section ids
+    pad: bytes | None       # code padding, or None for zero fill
+
+
+def cut_blocks(ctx, block_size: int) -> tuple[list[Block], np.ndarray]:
+    """cut_blocks returns the blocks and, per input section, its block (-1: none)."""
+    blocks: list[Block] = []
+    sec_block = np.full(len(ctx.sec_kind), -1, np.int32)
+    for os_ in ctx.outsections:
+        if os_.nobits or os_.size == 0 or len(os_.inputs) == 0:
+            continue
+        rel = ctx.sec_off[os_.inputs]
+        cuts = np.unique(np.searchsorted(rel, np.arange(block_size, os_.size, block_size)))
+        cuts = cuts[(cuts > 0) & (cuts < len(rel))]
+        bounds = [0] + cuts.tolist() + [len(rel)]
+        pad = ctx.arch.pad if os_.kind == 0 else None
+        for lo, hi in zip(bounds, bounds[1:]):
+            start = 0 if lo == 0 else int(rel[lo])
+            end = os_.size if hi == len(rel) else int(rel[hi])
+            sec_block[os_.inputs[lo:hi]] = len(blocks)
+            blocks.append(Block(os_.fileoff + start, end - start, os_.addr + start,
+                                os_.inputs[lo:hi], pad))
+    return blocks, sec_block
+
+
+def fill(buf: np.ndarray, pad: bytes, va: int) -> None:
+    """fill covers buf with the padding pattern, phased to the block's address."""
+    if len(pad) == 1:
+        buf.fill(pad[0])
+        return
+    p = np.frombuffer(pad, np.uint8)
+    phase = va % len(pad)
+    buf[:] = np.resize(np.roll(p, -phase), len(buf))
+
+
+def asmb(ctx, out, jobs: int, block_size: int = BLOCK_SIZE) -> None:
+    """asmb writes all section bytes and applies all relocations."""
+    blocks, sec_block = cut_blocks(ctx, block_size)
+    r = ctx.relocs
+    rblock = sec_block[r.sec]
+    keep = rblock >= 0          # relocations of sections left out (-s drops DWARF)
+    order = np.flatnonzero(keep)[np.argsort(rblock[keep], kind="stable")]
+    bounds = np.searchsorted(rblock[order], np.arange(len(blocks) + 1))
+    howtos, byteorder = ctx.arch.howtos, ctx.arch.order
+    F, T, S, A, P = (r.fileoff[order], r.type[order], r.S[order], r.A[order], r.P[order])
+
+    def write(i: int) -> list[tuple[Problem, np.ndarray]]:
+        b = blocks[i]
+        view = out.view(b.fileoff)
+        buf = view.block(b.fileoff, b.size)
+        if b.pad:
+            fill(buf, b.pad, b.va)
+        for s, o in zip(b.inputs.tolist(), (ctx.sec_fileoff[b.inputs] - b.fileoff).tolist()):
+            data = ctx.sec_data[s]
+            if data:
+                buf[o:o + len(data)] = np.frombuffer(data, np.uint8)
+        lo, hi = bounds[i], bounds[i + 1]
+        probs = apply_block(buf, F[lo:hi] - b.fileoff, T[lo:hi], S[lo:hi], A[lo:hi], P[lo:hi],
+                            howtos, byteorder)
+        view.commit(b.fileoff, buf)
+        return [(p, order[lo + p.index]) for p in probs]
+
+    if jobs <= 1 or len(blocks) <= 1:
+        results = [write(i) for i in range(len(blocks))]
+    else:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            results = list(pool.map(write, range(len(blocks))))
+
+    d = Diagnostics()
+    for probs in results:
+        for p, idx in probs:
+            for k, v in zip(idx.tolist(), p.values.tolist()):
+                report(ctx, d, p, k, v)
+    d.check()
+
+
+def report(ctx, d: Diagnostics, p: Problem, k: int, v: int) -> None:
+    """report renders one failed relocation in lld's words."""
+    h = p.howto
+    where = ctx.reloc_site(k)
+    target = ctx.reloc_target(k)
+    if p.kind == "range":
+        lo, hi = h.range
+        d.error(f"{where}: relocation {h.name} out of range: {v} is not in [{lo}, {hi}]; "
+                f"references {target}", *ctx.defined_in(k))
+    else:
+        d.error(f"{where}: improper alignment for relocation {h.name}: {v:#x} is not aligned "
+                f"to {h.align} bytes", *ctx.defined_in(k))

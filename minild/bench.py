@@ -1,0 +1,56 @@
+"""bench: per-phase wall time, CPU time and memory of a link (--bench).
+
+Like Go's `-benchmark`: each phase of link() runs under Bench.phase, which
+records how long it took and the process's resident and peak memory after it.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+
+@dataclass
+class Row:
+    phase: str
+    wall: float     # seconds
+    cpu: float      # seconds, all threads of the process
+    rss: int        # bytes resident after the phase
+    peak: int       # bytes, peak resident so far
+
+
+def rss_now() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
+def rss_peak() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class Bench:
+    """Bench times the phases of one link."""
+
+    def __init__(self):
+        self.rows: list[Row] = []
+        self.start = time.perf_counter()
+        self.cpu_start = time.process_time()
+
+    @contextmanager
+    def phase(self, name: str):
+        t0, c0 = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.rows.append(Row(name, time.perf_counter() - t0, time.process_time() - c0,
+                                 rss_now(), rss_peak()))
+
+    def total(self) -> Row:
+        return Row("total", time.perf_counter() - self.start,
+                   time.process_time() - self.cpu_start, rss_now(), rss_peak())

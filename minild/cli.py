@@ -1,0 +1,162 @@
+"""cli: the `minild` command (click): link, inspect, import.
+
+The CLI turns flags into Options, runs the pipeline, and renders what comes
+back: LinkErrors as located messages on stderr with exit status 1, usage errors
+with status 2 (click's), the --bench table and the -M map. No traceback reaches
+the user for bad input; an InternalError is reported as a bug.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__
+from .errors import InternalError, LinkError
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
+
+
+class Int(click.ParamType):
+    """Int accepts decimal, 0x hex, 0o octal and 0b binary numbers."""
+
+    name = "integer"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        try:
+            return int(value, 0)
+        except ValueError:
+            self.fail(f"{value!r} is not a number (decimal or 0x hex)", param, ctx)
+
+
+def report(e: LinkError) -> None:
+    for d in e.diags:
+        lines = d.render().split("\n")
+        err.print(f"[bold red]error:[/] {lines[0]}", markup=True, highlight=False)
+        for line in lines[1:]:
+            err.print(line, markup=False)
+    if e.suppressed:
+        err.print(f"[bold red]error:[/] too many errors emitted: {e.suppressed} more not shown",
+                  markup=True)
+
+
+def run(fn, *args, **kw):
+    """run calls fn and turns errors into messages and exit statuses."""
+    try:
+        return fn(*args, **kw)
+    except LinkError as e:
+        report(e)
+        sys.exit(1)
+    except InternalError as e:
+        err.print(f"minild: internal error (a bug in minild, please report it): {e}",
+                  markup=False)
+        sys.exit(3)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="minild")
+def main():
+    """minild: link JSON objects into executables."""
+
+
+@main.command("link")
+@click.argument("objects", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", default="a.out", show_default=True, help="Output file.")
+@click.option("-e", "--entry", default="_start", show_default=True, help="Entry symbol.")
+@click.option("-H", "--headtype", default="elf", show_default=True,
+              help="Output format (header type).")
+@click.option("-T", "--text-addr", type=Int(), default=None,
+              help="Address of the start of .text (default: the arch's).")
+@click.option("-R", "--round", "round_", type=Int(), default=None,
+              help="Segment rounding, a power of two (default: the arch's page size).")
+@click.option("-s", "--strip", is_flag=True, help="Omit the symbol table and DWARF.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+              help="Workers writing blocks in parallel (default 1: measured fastest here).")
+@click.option("--no-mmap", is_flag=True, help="Write with a buffered file instead of mmap.")
+@click.option("--bench", is_flag=True, help="Print a table of phase times and memory.")
+@click.option("-M", "--map", "map_path", type=click.Path(dir_okay=False), default=None,
+              help="Write a link map: output sections, input sections, symbols.")
+@click.option("--map-format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@click.option("-v", "--verbose", is_flag=True, help="Say what the link did.")
+def link_cmd(objects, output, entry, headtype, text_addr, round_, strip, jobs, no_mmap, bench,
+             map_path, map_format, verbose):
+    """Link OBJECTS (minild JSON objects, any file extension) into an executable."""
+    from .link import DEFAULT_JOBS, Options, link
+    from .mapfile import write_map
+
+    opts = Options(objects=list(objects), output=output, entry=entry, headtype=headtype,
+                   text_addr=text_addr, round=round_, strip=strip,
+                   jobs=jobs or DEFAULT_JOBS, mmap=not no_mmap)
+
+    def go():
+        ctx = link(opts)
+        if map_path:
+            write_map(ctx, map_path, map_format)
+        return ctx
+
+    ctx = run(go)
+    if verbose:
+        err.print(f"minild: linked {len(objects)} objects ({ctx.arch.name}, {headtype}) into "
+                  f"{output}: {ctx.filesize} bytes before tables, entry {ctx.entry_addr:#x}, "
+                  f"{len(ctx.relocs.off)} relocations, {len(ctx.sym_name)} symbols",
+                  markup=False)
+    if bench:
+        print_bench(ctx.bench)
+
+
+def print_bench(b) -> None:
+    t = Table(title="minild phases")
+    for c in ("phase", "wall ms", "cpu ms", "rss MiB", "peak MiB"):
+        t.add_column(c, justify="right" if c != "phase" else "left")
+    for r in b.rows + [b.total()]:
+        t.add_row(r.phase, f"{r.wall * 1e3:.1f}", f"{r.cpu * 1e3:.1f}",
+                  f"{r.rss / 2**20:.1f}", f"{r.peak / 2**20:.1f}")
+    err.print(t)
+
+
+@main.command("inspect")
+@click.argument("obj", type=click.Path(dir_okay=False))
+def inspect_cmd(obj):
+    """Show an object's sections, symbols and relocations as tables."""
+    from . import arch as archreg
+    from .loader import BINDINGS, KINDS, TYPES, read_object
+
+    o = run(read_object, obj)
+    a = archreg.lookup(o.arch)
+    out.print(f"{obj}: arch {o.arch}", markup=False)
+    t = Table(title="sections")
+    for c in ("#", "name", "kind", "align", "size", "relocs"):
+        t.add_column(c)
+    for i, n in enumerate(o.sec_name):
+        t.add_row(str(i), n, KINDS[o.sec_kind[i]], str(o.sec_align[i]), f"{o.sec_size[i]:#x}",
+                  str(int((o.rel_sec == i).sum())))
+    out.print(t)
+    t = Table(title="symbols")
+    for c in ("#", "name", "section", "value", "size", "binding", "type"):
+        t.add_column(c)
+    for i, n in enumerate(o.sym_name):
+        s = int(o.sym_sec[i])
+        t.add_row(str(i), n, "UND" if s == -1 else "ABS" if s == -2 else o.sec_name[s],
+                  f"{int(o.sym_value[i]):#x}", str(o.sym_size[i]), BINDINGS[o.sym_bind[i]],
+                  TYPES[o.sym_type[i]])
+    out.print(t)
+    t = Table(title="relocations")
+    for c in ("section", "offset", "type", "symbol", "addend"):
+        t.add_column(c)
+    for k in range(len(o.rel_off)):
+        t.add_row(o.sec_name[o.rel_sec[k]], f"{int(o.rel_off[k]):#x}",
+                  a.howtos[o.rel_type[k]].name, o.sym_name[o.rel_sym[k]], str(int(o.rel_add[k])))
+    out.print(t)
+
+
+if __name__ == "__main__":
+    main()

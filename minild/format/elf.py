@@ -1,0 +1,190 @@
+"""elf: ELF executables (ET_EXEC), ELF32 and ELF64 in either byte order.
+
+address asks headr_size how much room the ELF header and program headers take
+before .text; asmb2 then writes, after the sections: .symtab, .strtab,
+.shstrtab and the section headers (past the mapped size, so into OutBuf's heap),
+and finally the ELF header and program headers at offset 0. The symbol table is
+built as numpy structured arrays: one row per symbol, no Python object per row.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import numpy as np
+
+from ..layout import align_up
+from ..loader import ABS, LOCAL, SECTION_TYPE, UNDEF, WEAK
+
+USE_MMAP = True
+
+ET_EXEC = 2
+PT_LOAD, PT_GNU_STACK = 1, 0x6474E551
+PF_X, PF_W, PF_R = 1, 2, 4
+SHT_PROGBITS, SHT_SYMTAB, SHT_STRTAB, SHT_NOBITS = 1, 2, 3, 8
+SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR = 1, 2, 4
+SHN_ABS = 0xFFF1
+STT_FILE = 4
+
+PERM_FLAGS = {"rx": PF_R | PF_X, "r": PF_R, "rw": PF_R | PF_W}
+KIND_SHFLAGS = {0: SHF_ALLOC | SHF_EXECINSTR, 1: SHF_ALLOC, 2: SHF_ALLOC | SHF_WRITE,
+                3: SHF_ALLOC | SHF_WRITE, 4: 0}
+
+
+class Layout:
+    """Layout holds the struct formats of one ELF class and byte order."""
+
+    def __init__(self, elf_class: int, order: str):
+        self.cls, self.order = elf_class, order
+        w = "Q" if elf_class == 64 else "I"
+        self.ehdr = struct.Struct(f"{order}16sHHI{w}{w}{w}IHHHHHH")
+        if elf_class == 64:
+            self.phdr = struct.Struct(f"{order}IIQQQQQQ")
+            self.shdr = struct.Struct(f"{order}IIQQQQIIQQ")
+            self.sym = np.dtype([("name", order + "u4"), ("info", "u1"), ("other", "u1"),
+                                 ("shndx", order + "u2"), ("value", order + "u8"),
+                                 ("size", order + "u8")])
+        else:
+            self.phdr = struct.Struct(f"{order}IIIIIIII")
+            self.shdr = struct.Struct(f"{order}IIIIIIIIII")
+            self.sym = np.dtype([("name", order + "u4"), ("value", order + "u4"),
+                                 ("size", order + "u4"), ("info", "u1"), ("other", "u1"),
+                                 ("shndx", order + "u2")])
+
+    def pack_phdr(self, type_, flags, off, vaddr, filesz, memsz, align) -> bytes:
+        if self.cls == 64:
+            return self.phdr.pack(type_, flags, off, vaddr, vaddr, filesz, memsz, align)
+        return self.phdr.pack(type_, off, vaddr, vaddr, filesz, memsz, flags, align)
+
+    def pack_shdr(self, name, type_, flags, addr, off, size, link, info, align, entsize) -> bytes:
+        return self.shdr.pack(name, type_, flags, addr, off, size, link, info, align, entsize)
+
+
+def _phnum(ctx) -> int:
+    return sum(1 for s in ctx.segments if s.loaded) + 1  # + PT_GNU_STACK
+
+
+def headr_size(ctx) -> int:
+    lay = Layout(ctx.arch.elf_class, ctx.arch.order)
+    return lay.ehdr.size + _phnum(ctx) * lay.phdr.size
+
+
+class StrTab:
+    """StrTab builds an ELF string table; offsets for many names at once."""
+
+    def __init__(self):
+        self.parts = [b"\0"]
+        self.size = 1
+
+    def add(self, name: str) -> int:
+        off = self.size
+        b = name.encode() + b"\0"
+        self.parts.append(b)
+        self.size += len(b)
+        return off
+
+    def add_many(self, names: list[str]) -> np.ndarray:
+        enc = [n.encode() for n in names]
+        lens = np.fromiter((len(b) + 1 for b in enc), np.int64, len(enc))
+        offs = self.size + np.concatenate(([0], np.cumsum(lens)[:-1])) if len(enc) else lens
+        if enc:
+            self.parts.append(b"\0".join(enc) + b"\0")
+            self.size += int(lens.sum())
+        return offs
+
+    def bytes(self) -> bytes:
+        return b"".join(self.parts)
+
+
+def symbols(ctx, lay: Layout, strtab: StrTab) -> tuple[np.ndarray, int]:
+    """symbols builds .symtab's rows; returns them and the index of the first global."""
+    bind, typ, sec = ctx.sym_bind, ctx.sym_type, ctx.sym_sec
+    sec_shndx = np.array([o.shndx for o in ctx.outsections] + [0], np.int64)[ctx.sec_out]
+    shndx = np.where(sec >= 0, sec_shndx[np.maximum(sec, 0)], np.where(sec == ABS, SHN_ABS, 0))
+    named = np.fromiter((len(n) > 0 for n in ctx.sym_name), bool, len(ctx.sym_name))
+    placed = (sec < 0) | (ctx.sec_out[np.maximum(sec, 0)] >= 0)  # -s drops DWARF sections
+    loc = np.flatnonzero((bind == LOCAL) & (typ != SECTION_TYPE) & named & placed)
+    glob = np.flatnonzero((bind != LOCAL) & (ctx.sym_res == np.arange(len(bind))) & placed)
+    # Undefined weak symbols stay in the table, once per name, as GNU ld keeps them.
+    uw = np.flatnonzero((bind == WEAK) & (ctx.sym_res < 0))
+    if len(uw):
+        first = {}
+        for i in uw.tolist():
+            first.setdefault(ctx.sym_name[i], i)
+        glob = np.concatenate((glob, np.array(sorted(first.values()), np.int64)))
+
+    # One STT_FILE symbol before each object's locals, as GNU ld writes them.
+    lobj = ctx.sym_obj[loc]
+    starts = np.flatnonzero(np.diff(lobj, prepend=-1)) if len(loc) else np.zeros(0, np.int64)
+    fpos = starts + np.arange(len(starts))
+    lr = np.zeros(len(loc) + len(starts), lay.sym)
+    spos = np.flatnonzero(~np.isin(np.arange(len(lr)), fpos))
+    lr["name"][fpos] = strtab.add_many([os.path.basename(ctx.objects[o].path)
+                                        for o in lobj[starts].tolist()])
+    lr["info"][fpos] = STT_FILE
+    lr["shndx"][fpos] = SHN_ABS
+    gr = np.zeros(len(glob), lay.sym)
+    for rows, pos, idx in ((lr, spos, loc), (gr, np.arange(len(glob)), glob)):
+        rows["name"][pos] = strtab.add_many([ctx.sym_name[i] for i in idx.tolist()])
+        rows["info"][pos] = (bind[idx].astype(np.uint8) << 4) | typ[idx]
+        rows["shndx"][pos] = shndx[idx]
+        rows["value"][pos] = np.where(sec[idx] == UNDEF, 0, ctx.sym_addr[idx]).astype(np.uint64)
+        rows["size"][pos] = ctx.sym_size[idx]
+    return np.concatenate((np.zeros(1, lay.sym), lr, gr)), 1 + len(lr)
+
+
+def asmb2(ctx, out) -> None:
+    """asmb2 writes the symbol table, section headers and the ELF headers."""
+    a = ctx.arch
+    lay = Layout(a.elf_class, a.order)
+    shstr = StrTab()
+    shdrs = [lay.pack_shdr(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)]
+    for i, o in enumerate(ctx.outsections, start=1):
+        o.shndx = i
+    for o in ctx.outsections:
+        shdrs.append(lay.pack_shdr(shstr.add(o.name), SHT_NOBITS if o.nobits else SHT_PROGBITS,
+                                   KIND_SHFLAGS[o.kind], o.addr, o.fileoff, o.size, 0, 0,
+                                   o.align, 0))
+    off = ctx.filesize
+    if not ctx.strip:
+        strtab = StrTab()
+        rows, first_global = symbols(ctx, lay, strtab)
+        off = align_up(off, 8)
+        symoff = off
+        out.seek(off)
+        out.write(rows.tobytes())
+        off += rows.nbytes
+        stroff = off
+        data = strtab.bytes()
+        out.write(data)
+        off += len(data)
+        nsec = len(ctx.outsections)
+        shdrs.append(lay.pack_shdr(shstr.add(".symtab"), SHT_SYMTAB, 0, 0, symoff, rows.nbytes,
+                                   nsec + 2, first_global, 8 if a.elf_class == 64 else 4,
+                                   lay.sym.itemsize))
+        shdrs.append(lay.pack_shdr(shstr.add(".strtab"), SHT_STRTAB, 0, 0, stroff, len(data),
+                                   0, 0, 1, 0))
+    shname = shstr.add(".shstrtab")
+    shstroff = off
+    shdata = shstr.bytes()
+    shdrs.append(lay.pack_shdr(shname, SHT_STRTAB, 0, 0, shstroff, len(shdata), 0, 0, 1, 0))
+    out.seek(off)
+    out.write(shdata)
+    off = align_up(off + len(shdata), 8)
+    shoff = off
+    out.seek(off)
+    out.write(b"".join(shdrs))
+
+    phdrs = []
+    for seg in ctx.segments:
+        if seg.loaded:
+            phdrs.append(lay.pack_phdr(PT_LOAD, PERM_FLAGS[seg.perm], seg.fileoff, seg.vaddr,
+                                       seg.filelen, seg.length, ctx.round))
+    phdrs.append(lay.pack_phdr(PT_GNU_STACK, PF_R | PF_W, 0, 0, 0, 0, 16))
+    ident = b"\x7fELF" + bytes([1 if a.elf_class == 32 else 2, 1 if a.order == "<" else 2, 1])
+    ehdr = lay.ehdr.pack(ident.ljust(16, b"\0"), ET_EXEC, a.elf_machine, 1, ctx.entry_addr,
+                         lay.ehdr.size, shoff, a.elf_flags, lay.ehdr.size, lay.phdr.size,
+                         len(phdrs), lay.shdr.size, len(shdrs), len(shdrs) - 1)
+    out.seek(0)
+    out.write(ehdr + b"".join(phdrs))

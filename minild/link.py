@@ -1,0 +1,361 @@
+"""link: the link context and link(), the pipeline top to bottom.
+
+    loadlib   decode and validate every input object; resolve symbols
+    dodata    bin input sections into output sections by kind
+    address   assign virtual addresses per segment
+    layout    assign file offsets; the file's size
+    mmap      open a temporary file beside the output, size and map it
+    asmb      write every block, relocations applied in place
+    asmb2     headers, symbol and string tables (per output format)
+    munmap    copy in the heap spill, unmap, rename over the output
+
+Everything a phase needs travels in the Link context; there are no globals.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import arch as archreg
+from . import format as formats
+from .asmb import BLOCK_SIZE, asmb
+from .bench import Bench
+from .errors import Diagnostics, LinkError, fail
+from .layout import address, dodata, layout
+from .loader import ABS, GLOBAL, LOCAL, UNDEF, WEAK, Object, read_object
+from .outbuf import OutBuf
+
+# Parallel block writing measured no faster than serial on 2 cores (see
+# docs/performance.md), so -j defaults to 1; -jN is byte-identical.
+DEFAULT_JOBS = 1
+
+
+@dataclass
+class Options:
+    objects: list[str]
+    output: str = "a.out"
+    entry: str = "_start"
+    headtype: str = "elf"
+    text_addr: int | None = None
+    round: int | None = None
+    strip: bool = False
+    jobs: int = DEFAULT_JOBS
+    mmap: bool = True
+    block_size: int = BLOCK_SIZE
+
+
+@dataclass
+class Relocs:
+    """Relocs: every relocation of the link as columns (global ids)."""
+
+    sec: np.ndarray
+    off: np.ndarray
+    type: np.ndarray
+    sym: np.ndarray
+    add: np.ndarray
+    # after layout:
+    fileoff: np.ndarray | None = None
+    P: np.ndarray | None = None
+    S: np.ndarray | None = None
+    A: np.ndarray | None = None
+
+
+@dataclass
+class Link:
+    """Link is the context of one link: options, inputs, layout, output."""
+
+    opts: Options
+    bench: Bench = field(default_factory=Bench)
+    objects: list[Object] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.strip = self.opts.strip
+
+    phase = property(lambda self: self.bench.phase)
+
+    # --- locations for diagnostics ------------------------------------------
+
+    def section_site(self, sec: int, off: int) -> str:
+        return f"{self.objects[self.sec_obj[sec]].path}:({self.sec_name[sec]}+{off:#x})"
+
+    def reloc_site(self, k: int) -> str:
+        r = self.relocs
+        return self.section_site(int(r.sec[k]), int(r.off[k]))
+
+    def reloc_target(self, k: int) -> str:
+        s = int(self.relocs.sym[k])
+        if self.sym_type[s] == 3:
+            return f"section '{self.sec_name[self.sym_sec[s]]}'"
+        return self.sym_name[s]
+
+    def defined_in(self, k: int) -> list[str]:
+        d = int(self.sym_res[self.relocs.sym[k]])
+        return [f"defined in {self.objects[self.sym_obj[d]].path}"] if d >= 0 else []
+
+
+def link(opts: Options) -> Link:
+    """link runs the whole pipeline; raises LinkError on bad input."""
+    ctx = Link(opts)
+    try:
+        ctx.format = formats.lookup(opts.headtype)
+    except KeyError:
+        raise fail(f"unknown header type {opts.headtype!r}; expected one of: "
+                   + ", ".join(formats.names()))
+    with ctx.phase("loadlib"):
+        loadlib(ctx)
+    ctx.text_addr = ctx.arch.text_addr if opts.text_addr is None else opts.text_addr
+    ctx.round = ctx.arch.page_size if opts.round is None else opts.round
+    if ctx.round < 1 or ctx.round & (ctx.round - 1):
+        raise fail(f"-R {ctx.round:#x}: the rounding must be a power of two")
+    with ctx.phase("dodata"):
+        dodata(ctx)
+    with ctx.phase("address"):
+        address(ctx)
+    with ctx.phase("layout"):
+        ctx.filesize = layout(ctx)
+        symaddrs(ctx)
+    # At this point, memory layout is fixed: addresses, file offsets, the file size.
+    use_mmap = opts.mmap and ctx.format.USE_MMAP
+    with OutputFile(opts.output) as fd:
+        with ctx.phase("mmap"):
+            out = OutBuf(fd, "mmap" if use_mmap else "buffered")
+            if use_mmap:
+                try:
+                    out.mmap(ctx.filesize)
+                except OSError as e:
+                    raise fail(f"cannot map output file {opts.output}: {e.strerror}")
+            else:
+                os.ftruncate(fd, ctx.filesize)
+        try:
+            with ctx.phase("asmb"):
+                asmb(ctx, out, opts.jobs, opts.block_size)
+            with ctx.phase("asmb2"):
+                ctx.format.asmb2(ctx, out)
+        finally:
+            with ctx.phase("munmap"):
+                if out.mode == "mmap":
+                    out.munmap()
+    return ctx
+
+
+class OutputFile:
+    """OutputFile is a temporary file beside the output, renamed over it only
+    when the link succeeds; on any failure it is removed and the previous
+    output is left as it was."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.tmp = None
+        self.fd = -1
+
+    def __enter__(self) -> int:
+        d = os.path.dirname(os.path.abspath(self.path))
+        try:
+            self.fd, self.tmp = tempfile.mkstemp(dir=d, prefix=f".{os.path.basename(self.path)}.",
+                                                 suffix=".tmp")
+        except OSError as e:
+            raise fail(f"cannot create output file {self.path}: {e.strerror} ({d})")
+        return self.fd
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        ok = exc_type is None
+        try:
+            if ok:
+                mask = os.umask(0)
+                os.umask(mask)
+                os.fchmod(self.fd, 0o777 & ~mask)
+        finally:
+            os.close(self.fd)
+        if ok:
+            try:
+                os.replace(self.tmp, self.path)
+                return False
+            except OSError as e:
+                os.unlink(self.tmp)
+                raise fail(f"cannot write output file {self.path}: {e.strerror}")
+        os.unlink(self.tmp)
+        return False
+
+
+# --- loadlib -------------------------------------------------------------
+
+# Symbols the linker defines when an object refers to them and none defines them.
+LINKER_SYMBOLS = {
+    "__executable_start": lambda ctx: ctx.segments[0].vaddr,
+    "_etext": lambda ctx: _end_of(ctx, ("text",)),
+    "etext": lambda ctx: _end_of(ctx, ("text",)),
+    "_edata": lambda ctx: _end_of(ctx, ("text", "rodata", "data"), nobits=False),
+    "edata": lambda ctx: _end_of(ctx, ("text", "rodata", "data"), nobits=False),
+    "__bss_start": lambda ctx: _end_of(ctx, ("text", "rodata", "data"), nobits=False),
+    "_end": lambda ctx: _end_of(ctx, ("text", "rodata", "data")),
+    "end": lambda ctx: _end_of(ctx, ("text", "rodata", "data")),
+}
+
+
+def _end_of(ctx, segs, nobits=True) -> int:
+    end = 0
+    for s in ctx.segments:
+        if s.name in segs:
+            for o in s.sections:
+                if nobits or not o.nobits:
+                    end = max(end, o.addr + o.size)
+    return end
+
+
+def loadlib(ctx: Link) -> None:
+    """loadlib reads every object and resolves symbols: each symbol entry gets
+    the id of the entry that defines it (sym_res), relocations get global ids."""
+    d = Diagnostics()
+    objs = []
+    for p in ctx.opts.objects:
+        try:
+            objs.append(read_object(p))
+        except LinkError as e:
+            for x in e.diags:
+                d.error(x.message, *x.notes)
+            d.suppressed += e.suppressed
+    d.check()
+    if not objs:
+        raise fail("no input files")
+    first = objs[0]
+    for o in objs[1:]:
+        if o.arch != first.arch:
+            d.error(f"{o.path} is incompatible with {first.path}: arch {o.arch} is not "
+                    f"{first.arch}")
+    d.check()
+    ctx.arch = archreg.lookup(first.arch)
+    ctx.objects = objs
+
+    nsec = np.array([len(o.sec_name) for o in objs], np.int64)
+    nsym = np.array([len(o.sym_name) for o in objs], np.int64)
+    secbase = np.concatenate(([0], np.cumsum(nsec)[:-1]))
+    symbase = np.concatenate(([0], np.cumsum(nsym)[:-1]))
+    cat = lambda f: np.concatenate([getattr(o, f) for o in objs])  # noqa: E731
+    ctx.sec_obj = np.repeat(np.arange(len(objs), dtype=np.int32), nsec)
+    ctx.sec_name = [n for o in objs for n in o.sec_name]
+    ctx.sec_kind, ctx.sec_align, ctx.sec_size = cat("sec_kind"), cat("sec_align"), cat("sec_size")
+    ctx.sec_data = [x for o in objs for x in o.sec_data]
+
+    ctx.sym_obj = np.repeat(np.arange(len(objs), dtype=np.int32), nsym)
+    ctx.sym_name = [n for o in objs for n in o.sym_name]
+    ssec = cat("sym_sec").astype(np.int64)
+    ctx.sym_sec = np.where(ssec >= 0, ssec + np.repeat(secbase, nsym), ssec)
+    ctx.sym_value, ctx.sym_size = cat("sym_value"), cat("sym_size")
+    ctx.sym_bind, ctx.sym_type = cat("sym_bind"), cat("sym_type")
+
+    nrel = np.array([len(o.rel_off) for o in objs], np.int64)
+    ctx.relocs = Relocs(
+        sec=cat("rel_sec").astype(np.int64) + np.repeat(secbase, nrel),
+        off=cat("rel_off"), type=cat("rel_type").astype(np.int64),
+        sym=cat("rel_sym").astype(np.int64) + np.repeat(symbase, nrel), add=cat("rel_add"))
+    resolve(ctx)
+
+
+def resolve(ctx: Link) -> None:
+    """resolve binds every non-local symbol entry to its definition.
+
+    A strong definition wins over weak ones, the first weak one wins among
+    weaks, two strong ones are an error. Lookups happen per symbol entry, never
+    per relocation: relocations reach definitions through sym_res by indexing.
+    """
+    d = Diagnostics()
+    names, bind, sec = ctx.sym_name, ctx.sym_bind, ctx.sym_sec
+    n = len(names)
+    res = np.arange(n, dtype=np.int64)
+    defined = sec != UNDEF
+    strong_idx = np.flatnonzero((bind == GLOBAL) & defined).tolist()
+    table = dict(zip([names[i] for i in strong_idx], strong_idx))
+    if len(table) != len(strong_idx):
+        first: dict[str, int] = {}
+        dups: dict[str, list[int]] = {}
+        for i in strong_idx:
+            j = first.setdefault(names[i], i)
+            if j != i:
+                dups.setdefault(names[i], [j]).append(i)
+        for name, ids in dups.items():
+            d.error(f"duplicate symbol: {name}",
+                    *[f"defined at {ctx.section_site(int(sec[i]), int(ctx.sym_value[i]))}"
+                      if sec[i] >= 0 else f"defined at {ctx.objects[ctx.sym_obj[i]].path}"
+                      for i in ids])
+        table.update(first)
+    for i in np.flatnonzero((bind == WEAK) & defined).tolist():
+        table.setdefault(names[i], i)
+
+    # Linker-defined symbols, for names referred to and defined by no object.
+    undef = np.flatnonzero((bind != LOCAL) & ~defined)
+    extra = sorted({names[i] for i in undef.tolist()
+                    if names[i] in LINKER_SYMBOLS and names[i] not in table})
+    if extra:
+        ctx.objects.append(Object("<internal>", ctx.arch.name, [], *(np.zeros(0),) * 3, [],
+                                  extra, *(np.zeros(0),) * 10))
+        k = len(ctx.objects) - 1
+        for name in extra:
+            table[name] = len(names)
+            names.append(name)
+        m = len(extra)
+        ctx.sym_obj = np.concatenate((ctx.sym_obj, np.full(m, k, np.int32)))
+        ctx.sym_sec = np.concatenate((ctx.sym_sec, np.full(m, ABS)))
+        ctx.sym_value = np.concatenate((ctx.sym_value, np.zeros(m, np.int64)))
+        ctx.sym_size = np.concatenate((ctx.sym_size, np.zeros(m, np.int64)))
+        ctx.sym_bind = np.concatenate((ctx.sym_bind, np.full(m, GLOBAL, np.uint8)))
+        ctx.sym_type = np.concatenate((ctx.sym_type, np.zeros(m, np.uint8)))
+        res = np.concatenate((res, np.arange(n, n + m)))
+        bind, sec = ctx.sym_bind, ctx.sym_sec
+        ctx.linker_defined = {name: n + j for j, name in enumerate(extra)}
+    else:
+        ctx.linker_defined = {}
+
+    # Entries that may not be their own definition: undefined ones and weak ones.
+    look = np.flatnonzero((bind != LOCAL) & ((sec == UNDEF) | (bind == WEAK)))
+    res[look] = [table.get(names[i], -1) for i in look.tolist()]
+    # A strong duplicate resolves to the first definition.
+    dupl = np.flatnonzero((bind == GLOBAL) & (sec != UNDEF))
+    if len(table) and len(dupl) != len(set(names[i] for i in dupl.tolist())):
+        res[dupl] = [table[names[i]] for i in dupl.tolist()]
+    ctx.sym_res = res
+    ctx.globals = table
+
+    r = ctx.relocs
+    missing = (res[r.sym] < 0) & (bind[r.sym] == GLOBAL)
+    if missing.any():
+        refs: dict[str, list[int]] = {}
+        for k in np.flatnonzero(missing).tolist():
+            refs.setdefault(names[r.sym[k]], []).append(k)
+        for name, ks in refs.items():
+            shown = ks[:UNDEF_REFS]
+            notes = [f"referenced by {ctx.reloc_site(k)}" for k in shown]
+            if len(ks) > len(shown):
+                notes.append(f"referenced {len(ks) - len(shown)} more times")
+            d.error(f"undefined symbol: {name}", *notes)
+    e = table.get(ctx.opts.entry)
+    if e is None:
+        d.error(f"undefined entry symbol: {ctx.opts.entry} (no object defines it; "
+                "choose another with -e/--entry)")
+    ctx.entry_sym = e
+    d.check()
+
+
+UNDEF_REFS = 50  # references listed per undefined symbol before "referenced N more times"
+
+
+def symaddrs(ctx: Link) -> None:
+    """symaddrs computes every symbol's address and every relocation's P, S, A."""
+    for name, i in ctx.linker_defined.items():
+        ctx.sym_value[i] = LINKER_SYMBOLS[name](ctx)
+    sec = ctx.sym_sec
+    ctx.sym_addr = np.where(sec >= 0, ctx.sec_addr[np.maximum(sec, 0)] + ctx.sym_value,
+                            np.where(sec == ABS, ctx.sym_value, 0))
+    defaddr = np.where(ctx.sym_res >= 0, ctx.sym_addr[np.maximum(ctx.sym_res, 0)], 0)
+    ctx.entry_addr = int(ctx.sym_addr[ctx.entry_sym])
+    r = ctx.relocs
+    r.P = ctx.sec_addr[r.sec] + r.off
+    r.fileoff = ctx.sec_fileoff[r.sec] + r.off
+    r.S = defaddr[r.sym]
+    r.A = r.add
+    adjust = ctx.arch.hook("adjust_relocs")
+    if adjust is not None:
+        adjust(ctx, r)

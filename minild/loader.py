@@ -1,0 +1,481 @@
+"""loader: the object format (loadlib's half of the pipeline).
+
+An object is one JSON document in one of two encodings of the same schema
+(docs/object-format.md): "readable" (hex bytes, relocation records, symbols by
+name) for people, and "compact" (base64 bytes, base64-packed integer columns) for
+programs and large links. Both decode, with msgspec, into the same Objects: numpy
+columns for symbols and relocations, so that later phases never see a Python
+object per relocation. Every check reports the file and the JSON path.
+"""
+
+from __future__ import annotations
+
+import binascii
+import mmap
+import os
+from dataclasses import dataclass
+from typing import Literal, Union
+
+import msgspec
+import numpy as np
+
+from . import arch as archreg
+from .errors import Diagnostics, fail
+
+FORMAT_VERSION = 1
+
+KINDS = ("text", "rodata", "data", "bss", "dwarf")
+KIND_ID = {k: i for i, k in enumerate(KINDS)}
+BINDINGS = ("local", "global", "weak")
+LOCAL, GLOBAL, WEAK = 0, 1, 2
+TYPES = ("notype", "object", "func", "section")
+SECTION_TYPE = 3
+UNDEF = -1   # symbol section index: undefined
+ABS = -2     # symbol section index: absolute value
+
+Kind = Literal["text", "rodata", "data", "bss", "dwarf"]
+
+
+# --- the schema (readable) -------------------------------------------------
+
+class Reloc(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    offset: int
+    type: str
+    symbol: str
+    addend: int = 0
+
+
+class Section(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    name: str
+    kind: Kind
+    align: int = 1
+    data: str | None = None        # hex; whitespace allowed between bytes
+    size: int | None = None        # bss only
+    relocs: list[Reloc] = []
+
+
+class Symbol(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    name: str
+    section: str | None = None     # None: undefined; "*ABS*": absolute
+    value: int = 0
+    size: int = 0
+    binding: Literal["local", "global", "weak"] = "global"
+    type: Literal["notype", "object", "func", "section"] = "notype"
+
+
+class Readable(msgspec.Struct, tag_field="encoding", tag="readable", forbid_unknown_fields=True):
+    version: int
+    arch: str
+    sections: list[Section]
+    symbols: list[Symbol] = []
+
+
+# --- the schema (compact) --------------------------------------------------
+
+class CSection(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    name: str
+    kind: Kind
+    align: int = 1
+    data: str | None = None        # base64
+    size: int | None = None        # bss only
+
+
+class CSymbols(msgspec.Struct, forbid_unknown_fields=True):
+    count: int
+    name: list[str]
+    section: str    # base64 int32 LE: section index, -1 undefined, -2 absolute
+    value: str      # base64 uint64 LE
+    size: str       # base64 uint64 LE
+    binding: str    # base64 uint8: 0 local, 1 global, 2 weak
+    type: str       # base64 uint8: 0 notype, 1 object, 2 func, 3 section
+
+
+class CRelocs(msgspec.Struct, forbid_unknown_fields=True):
+    count: int
+    types: list[str]  # psABI names; the type column indexes this list
+    section: str    # base64 uint32 LE
+    offset: str     # base64 uint64 LE
+    type: str       # base64 uint16 LE
+    symbol: str     # base64 uint32 LE: index into symbols
+    addend: str     # base64 int64 LE
+
+
+class Compact(msgspec.Struct, tag_field="encoding", tag="compact", forbid_unknown_fields=True):
+    version: int
+    arch: str
+    sections: list[CSection]
+    symbols: CSymbols
+    relocs: CRelocs
+
+
+_decoder = msgspec.json.Decoder(Union[Readable, Compact])
+
+COLUMNS = {
+    ("symbols", "section"): "<i4", ("symbols", "value"): "<u8", ("symbols", "size"): "<u8",
+    ("symbols", "binding"): "u1", ("symbols", "type"): "u1",
+    ("relocs", "section"): "<u4", ("relocs", "offset"): "<u8", ("relocs", "type"): "<u2",
+    ("relocs", "symbol"): "<u4", ("relocs", "addend"): "<i8",
+}
+
+
+# --- what loading produces ---------------------------------------------------
+
+@dataclass
+class Object:
+    """Object is one decoded, validated input: per-object columns."""
+
+    path: str
+    arch: str
+    sec_name: list[str]
+    sec_kind: np.ndarray      # uint8 index into KINDS
+    sec_align: np.ndarray     # int64
+    sec_size: np.ndarray      # int64
+    sec_data: list[bytes | None]
+    sym_name: list[str]
+    sym_sec: np.ndarray       # int32: index into this object's sections, UNDEF, ABS
+    sym_value: np.ndarray     # int64
+    sym_size: np.ndarray      # int64
+    sym_bind: np.ndarray      # uint8
+    sym_type: np.ndarray      # uint8
+    rel_sec: np.ndarray       # int32
+    rel_off: np.ndarray       # int64
+    rel_type: np.ndarray      # int16: index into the arch's howtos
+    rel_sym: np.ndarray       # int32: index into this object's symbols
+    rel_add: np.ndarray       # int64
+
+
+def read_object(path: str) -> Object:
+    """read_object decodes and validates one object file (raises LinkError)."""
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise fail(f"cannot open {path}: {e.strerror}")
+    with f:
+        try:
+            size = os.fstat(f.fileno()).st_size
+            # Decode straight from a read-only mapping: no copy of the file in the heap.
+            buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        except (OSError, ValueError) as e:
+            raise fail(f"cannot read {path}: {e}")
+        try:
+            doc = _decoder.decode(buf)
+        except msgspec.ValidationError as e:
+            raise fail(f"{path}: invalid object: {_msgspec_message(e)}")
+        except msgspec.DecodeError as e:
+            raise fail(f"{path}: not a minild object: {e}")
+        finally:
+            if isinstance(buf, mmap.mmap):
+                buf.close()
+    if doc.version != FORMAT_VERSION:
+        raise fail(f"{path}: $.version: unsupported object format version {doc.version}; "
+                   f"expected {FORMAT_VERSION}")
+    try:
+        a = archreg.lookup(doc.arch)
+    except (KeyError, ModuleNotFoundError):
+        raise fail(f"{path}: $.arch: unknown arch {doc.arch!r}; expected one of: "
+                   + ", ".join(archreg.available()))
+    d = Diagnostics()
+    if isinstance(doc, Readable):
+        obj = _from_readable(path, doc, a, d)
+    else:
+        obj = _from_compact(path, doc, a, d)
+    d.check()
+    return obj
+
+
+def _msgspec_message(e: msgspec.ValidationError) -> str:
+    # msgspec says "Expected `int`, got `str` - at `$.sections[0].align`": put the path first.
+    msg = str(e)
+    if " - at `" in msg:
+        text, _, where = msg.rpartition(" - at `")
+        return f"{where.rstrip('`')}: {text}"
+    return msg
+
+
+def _check_sections(path, secs, d: Diagnostics, data_of) -> tuple[list, list]:
+    """_check_sections validates what both encodings share; returns sizes and data."""
+    sizes, datas = [], []
+    seen: dict[str, int] = {}
+    for i, s in enumerate(secs):
+        where = f"{path}: $.sections[{i}]"
+        if s.name in seen:
+            d.error(f"{where}.name: duplicate section name {s.name!r} "
+                    f"(also $.sections[{seen[s.name]}])")
+        seen.setdefault(s.name, i)
+        if s.align < 1 or s.align & (s.align - 1):
+            d.error(f"{where}.align: expected a power of two >= 1, got {s.align}")
+        if s.kind == "bss":
+            if s.data is not None:
+                d.error(f"{where}.data: a bss section has no data; give its size")
+            if s.size is None or s.size < 0:
+                d.error(f"{where}.size: expected the size (>= 0) of the bss section")
+            sizes.append(max(s.size or 0, 0))
+            datas.append(None)
+        else:
+            if s.size is not None:
+                d.error(f"{where}.size: only bss sections have a size; give data instead")
+            if s.data is None:
+                d.error(f"{where}.data: expected the section's bytes")
+                raw = b""
+            else:
+                raw = data_of(s.data, f"{where}.data", d)
+            sizes.append(len(raw))
+            datas.append(raw)
+    return sizes, datas
+
+
+def _hex(text: str, where: str, d: Diagnostics) -> bytes:
+    try:
+        return bytes.fromhex(text)
+    except ValueError as e:
+        d.error(f"{where}: bad hex: {e}")
+        return b""
+
+
+def _b64(text: str, where: str, d: Diagnostics) -> bytes:
+    try:
+        return binascii.a2b_base64(text, strict_mode=True)
+    except binascii.Error as e:
+        d.error(f"{where}: bad base64: {e}")
+        return b""
+
+
+def _from_readable(path: str, doc: Readable, a: archreg.Arch, d: Diagnostics) -> Object:
+    sizes, datas = _check_sections(path, doc.sections, d, _hex)
+    secidx = {s.name: i for i, s in enumerate(doc.sections)}
+
+    names, ssec, sval, ssize, sbind, stype = [], [], [], [], [], []
+    byname: dict[str, int] = {}
+    for i, s in enumerate(doc.symbols):
+        where = f"{path}: $.symbols[{i}]"
+        if s.section is None:
+            si = UNDEF
+            if s.binding == "local":
+                d.error(f"{where}: local symbol {s.name!r} must be defined in a section")
+        elif s.section == "*ABS*":
+            si = ABS
+        elif s.section in secidx:
+            si = secidx[s.section]
+            if not 0 <= s.value <= sizes[si]:
+                d.error(f"{where}.value: symbol {s.name!r} at {s.value:#x} is outside "
+                        f"section {s.section} (size {sizes[si]:#x})")
+        else:
+            d.error(f"{where}.section: no section named {s.section!r} in this object")
+            si = UNDEF
+        if s.name in byname:
+            d.error(f"{where}.name: symbol {s.name!r} is already declared at "
+                    f"$.symbols[{byname[s.name]}]")
+        byname.setdefault(s.name, i)
+        if s.size < 0 or s.value < -(1 << 63) or s.value >= 1 << 64:
+            d.error(f"{where}: value or size out of range")
+        names.append(s.name)
+        ssec.append(si)
+        sval.append(s.value)
+        ssize.append(max(s.size, 0))
+        sbind.append(BINDINGS.index(s.binding))
+        stype.append(TYPES.index(s.type))
+
+    rsec, roff, rtype, rsym, radd = [], [], [], [], []
+    for i, s in enumerate(doc.sections):
+        if s.relocs and s.kind == "bss":
+            d.error(f"{path}: $.sections[{i}].relocs: a bss section has no bytes to relocate")
+            continue
+        for j, r in enumerate(s.relocs):
+            where = f"{path}: $.sections[{i}].relocs[{j}]"
+            t = a.index.get(r.type)
+            if t is None:
+                d.error(f"{where}.type: unknown relocation type {r.type!r} for arch {a.name}")
+                continue
+            width = a.howtos[t].size
+            if r.offset < 0 or r.offset + width > sizes[i]:
+                d.error(f"{where}.offset: relocation {r.type} at {r.offset:#x} (size {width}) "
+                        f"is outside section {s.name} (size {sizes[i]:#x})")
+                continue
+            if not -(1 << 63) <= r.addend < 1 << 63:
+                d.error(f"{where}.addend: {r.addend} does not fit in 64 bits")
+                continue
+            k = byname.get(r.symbol)
+            if k is None:
+                # A name the object does not declare is a reference to a global
+                # defined elsewhere: hand-written objects need not list them.
+                k = byname[r.symbol] = len(names)
+                names.append(r.symbol)
+                ssec.append(UNDEF)
+                sval.append(0)
+                ssize.append(0)
+                sbind.append(GLOBAL)
+                stype.append(0)
+            rsec.append(i)
+            roff.append(r.offset)
+            rtype.append(t)
+            rsym.append(k)
+            radd.append(r.addend)
+
+    return Object(
+        path=path, arch=a.name,
+        sec_name=[s.name for s in doc.sections],
+        sec_kind=np.array([KIND_ID[s.kind] for s in doc.sections], np.uint8),
+        sec_align=np.array([s.align for s in doc.sections], np.int64),
+        sec_size=np.array(sizes, np.int64), sec_data=datas,
+        sym_name=names, sym_sec=np.array(ssec, np.int32),
+        sym_value=np.array(sval, np.uint64).astype(np.int64) if sval else np.zeros(0, np.int64),
+        sym_size=np.array(ssize, np.int64),
+        sym_bind=np.array(sbind, np.uint8), sym_type=np.array(stype, np.uint8),
+        rel_sec=np.array(rsec, np.int32), rel_off=np.array(roff, np.int64),
+        rel_type=np.array(rtype, np.int16), rel_sym=np.array(rsym, np.int32),
+        rel_add=np.array(radd, np.int64))
+
+
+def _column(path: str, group: str, name: str, text: str, count: int, d: Diagnostics) -> np.ndarray:
+    dt = np.dtype(COLUMNS[(group, name)])
+    where = f"{path}: $.{group}.{name}"
+    raw = _b64(text, where, d)
+    if len(raw) != count * dt.itemsize:
+        d.error(f"{where}: expected {count} values of {dt.itemsize} bytes "
+                f"({count * dt.itemsize} bytes), got {len(raw)} bytes")
+        return np.zeros(count, dt)
+    return np.frombuffer(raw, dt)
+
+
+def _first(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def _from_compact(path: str, doc: Compact, a: archreg.Arch, d: Diagnostics) -> Object:
+    sizes, datas = _check_sections(path, doc.sections, d, _b64)
+    nsec = len(doc.sections)
+    sec_size = np.array(sizes, np.int64)
+    kinds = np.array([KIND_ID[s.kind] for s in doc.sections], np.uint8)
+
+    sy = doc.symbols
+    ns = sy.count
+    if len(sy.name) != ns:
+        d.error(f"{path}: $.symbols.name: expected {ns} names, got {len(sy.name)}")
+    col = lambda n: _column(path, "symbols", n, getattr(sy, n), ns, d)  # noqa: E731
+    ssec, sval, ssize = col("section"), col("value"), col("size")
+    sbind, stype = col("binding"), col("type")
+    if d:
+        d.check()
+    bad = (ssec < ABS) | (ssec >= nsec)
+    if bad.any():
+        i = _first(bad)
+        d.error(f"{path}: $.symbols.section[{i}]: symbol {sy.name[i]!r}: section index "
+                f"{ssec[i]} is not in [-2, {nsec - 1}]")
+    else:
+        defined = ssec >= 0
+        out = defined & (sval > sec_size[np.where(defined, ssec, 0)].astype(np.uint64))
+        if out.any():
+            i = _first(out)
+            d.error(f"{path}: $.symbols.value[{i}]: symbol {sy.name[i]!r} at {int(sval[i]):#x} "
+                    f"is outside section {doc.sections[ssec[i]].name} "
+                    f"(size {sizes[ssec[i]]:#x})")
+    if (sbind > WEAK).any():
+        i = _first(sbind > WEAK)
+        d.error(f"{path}: $.symbols.binding[{i}]: expected 0 (local), 1 (global) or 2 (weak), "
+                f"got {sbind[i]}")
+    if (stype >= len(TYPES)).any():
+        i = _first(stype >= len(TYPES))
+        d.error(f"{path}: $.symbols.type[{i}]: expected 0..3, got {stype[i]}")
+    lu = (sbind == LOCAL) & (ssec == UNDEF)
+    if lu.any():
+        i = _first(lu)
+        d.error(f"{path}: $.symbols.section[{i}]: local symbol {sy.name[i]!r} must be "
+                "defined in a section")
+
+    rl = doc.relocs
+    nr = rl.count
+    col = lambda n: _column(path, "relocs", n, getattr(rl, n), nr, d)  # noqa: E731
+    rsec, roff, rtyp, rsym, radd = (col("section"), col("offset"), col("type"),
+                                    col("symbol"), col("addend"))
+    table = []
+    for k, name in enumerate(rl.types):
+        t = a.index.get(name)
+        if t is None:
+            d.error(f"{path}: $.relocs.types[{k}]: unknown relocation type {name!r} "
+                    f"for arch {a.name}")
+            t = 0
+        table.append(t)
+    d.check()
+    if (rtyp >= len(table)).any():
+        i = _first(rtyp >= len(table))
+        d.error(f"{path}: $.relocs.type[{i}]: {rtyp[i]} indexes no entry of $.relocs.types")
+        d.check()
+    if (rsec >= nsec).any():
+        i = _first(rsec >= nsec)
+        d.error(f"{path}: $.relocs.section[{i}]: no section {rsec[i]} (object has {nsec})")
+        d.check()
+    if (rsym >= ns).any():
+        i = _first(rsym >= ns)
+        d.error(f"{path}: $.relocs.symbol[{i}]: no symbol {rsym[i]} (object has {ns})")
+    gtype = np.array(table, np.int16)[rtyp] if nr else np.zeros(0, np.int16)
+    width = np.array([h.size for h in a.howtos], np.int64)[gtype]
+    rsec32 = rsec.astype(np.int32)
+    if (kinds[rsec32] == KIND_ID["bss"]).any():
+        i = _first(kinds[rsec32] == KIND_ID["bss"])
+        d.error(f"{path}: $.relocs.section[{i}]: section {doc.sections[rsec32[i]].name} is bss "
+                "and has no bytes to relocate")
+    out = (roff > (1 << 62)) | (roff.astype(np.int64) + width > sec_size[rsec32])
+    if out.any():
+        i = _first(out)
+        d.error(f"{path}: $.relocs.offset[{i}]: relocation {a.howtos[gtype[i]].name} at "
+                f"{int(roff[i]):#x} (size {width[i]}) is outside section "
+                f"{doc.sections[rsec32[i]].name} (size {sizes[rsec32[i]]:#x})")
+
+    return Object(
+        path=path, arch=a.name, sec_name=[s.name for s in doc.sections],
+        sec_kind=kinds, sec_align=np.array([s.align for s in doc.sections], np.int64),
+        sec_size=sec_size, sec_data=datas,
+        sym_name=sy.name, sym_sec=ssec.astype(np.int32), sym_value=sval.view(np.int64),
+        sym_size=ssize.astype(np.int64), sym_bind=sbind, sym_type=stype,
+        rel_sec=rsec32, rel_off=roff.astype(np.int64), rel_type=gtype,
+        rel_sym=rsym.astype(np.int32), rel_add=radd)
+
+
+# --- writing objects (used by `minild import`, the examples and the benchmarks) ---
+
+def encode_compact(obj: Object, a: archreg.Arch) -> bytes:
+    """encode_compact renders an Object in the compact encoding."""
+    b64 = lambda arr, dt: binascii.b2a_base64(  # noqa: E731
+        np.ascontiguousarray(arr, dtype=dt).tobytes(), newline=False).decode()
+    used = np.unique(obj.rel_type) if len(obj.rel_type) else np.zeros(0, np.int16)
+    remap = np.zeros(len(a.howtos), np.uint16)
+    remap[used] = np.arange(len(used))
+    doc = Compact(
+        version=FORMAT_VERSION, arch=obj.arch,
+        sections=[CSection(name=n, kind=KINDS[k], align=int(al),
+                           data=None if data is None else b64(np.frombuffer(data, np.uint8), "u1"),
+                           size=int(sz) if data is None else None)
+                  for n, k, al, sz, data in zip(obj.sec_name, obj.sec_kind, obj.sec_align,
+                                                obj.sec_size, obj.sec_data)],
+        symbols=CSymbols(count=len(obj.sym_name), name=list(obj.sym_name),
+                         section=b64(obj.sym_sec, "<i4"), value=b64(obj.sym_value, "<i8"),
+                         size=b64(obj.sym_size, "<u8"), binding=b64(obj.sym_bind, "u1"),
+                         type=b64(obj.sym_type, "u1")),
+        relocs=CRelocs(count=len(obj.rel_off), types=[a.howtos[t].name for t in used],
+                       section=b64(obj.rel_sec, "<u4"), offset=b64(obj.rel_off, "<u8"),
+                       type=b64(remap[obj.rel_type] if len(used) else obj.rel_type, "<u2"),
+                       symbol=b64(obj.rel_sym, "<u4"), addend=b64(obj.rel_add, "<i8")))
+    return msgspec.json.encode(doc)
+
+
+def encode_readable(obj: Object, a: archreg.Arch) -> bytes:
+    """encode_readable renders an Object in the readable encoding, indented."""
+    secs = []
+    for i, (n, k, al, sz, data) in enumerate(zip(obj.sec_name, obj.sec_kind, obj.sec_align,
+                                                  obj.sec_size, obj.sec_data)):
+        sel = np.flatnonzero(obj.rel_sec == i)
+        relocs = [Reloc(offset=int(obj.rel_off[j]), type=a.howtos[obj.rel_type[j]].name,
+                        symbol=obj.sym_name[obj.rel_sym[j]], addend=int(obj.rel_add[j]))
+                  for j in sel]
+        secs.append(Section(name=n, kind=KINDS[k], align=int(al),
+                            data=None if data is None else data.hex(),
+                            size=int(sz) if data is None else None, relocs=relocs))
+    syms = []
+    for i, name in enumerate(obj.sym_name):
+        si = int(obj.sym_sec[i])
+        syms.append(Symbol(name=name,
+                           section=None if si == UNDEF else "*ABS*" if si == ABS else obj.sec_name[si],
+                           value=int(obj.sym_value[i]), size=int(obj.sym_size[i]),
+                           binding=BINDINGS[obj.sym_bind[i]], type=TYPES[obj.sym_type[i]]))
+    doc = Readable(version=FORMAT_VERSION, arch=obj.arch, sections=secs, symbols=syms)
+    return msgspec.json.format(msgspec.json.encode(doc), indent=1)

@@ -1,0 +1,69 @@
+"""mapfile: the link map (-M), written after a successful link.
+
+Lists every output section, the input sections in it (address, size, origin
+object) and the symbols they define, in address order: as text (lld's -Map
+columns) or as JSON for tools.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from .loader import LOCAL, SECTION_TYPE
+from .errors import fail
+
+
+def build(ctx) -> list[dict]:
+    """build returns the map as plain data: a list of output sections."""
+    bind, typ, sec = ctx.sym_bind, ctx.sym_type, ctx.sym_sec
+    named = [len(n) > 0 for n in ctx.sym_name]
+    own = (sec >= 0) & (typ != SECTION_TYPE) & np.array(named, bool)
+    own &= (bind == LOCAL) | (ctx.sym_res == np.arange(len(bind)))
+    own &= ctx.sec_out[np.maximum(sec, 0)] >= 0
+    by_sec: dict[int, list[int]] = {}
+    for i in np.flatnonzero(own).tolist():
+        by_sec.setdefault(int(sec[i]), []).append(i)
+    result = []
+    for o in ctx.outsections:
+        inputs = []
+        for s in o.inputs.tolist():
+            syms = sorted(by_sec.get(s, []), key=lambda i: (int(ctx.sym_addr[i]), i))
+            inputs.append({
+                "object": ctx.objects[ctx.sec_obj[s]].path, "section": ctx.sec_name[s],
+                "address": int(ctx.sec_addr[s]), "size": int(ctx.sec_size[s]),
+                "align": int(ctx.sec_align[s]),
+                "symbols": [{"name": ctx.sym_name[i], "address": int(ctx.sym_addr[i]),
+                             "size": int(ctx.sym_size[i]),
+                             "binding": ("local", "global", "weak")[bind[i]]} for i in syms]})
+        result.append({"name": o.name, "address": o.addr, "size": o.size, "align": o.align,
+                       "fileoff": o.fileoff, "inputs": inputs})
+    return result
+
+
+def render_text(sections: list[dict]) -> str:
+    lines = [f"{'VMA':>16} {'Size':>10} {'Align':>6} Out     In      Symbol"]
+    for o in sections:
+        lines.append(f"{o['address']:16x} {o['size']:10x} {o['align']:6} {o['name']}")
+        for i in o["inputs"]:
+            lines.append(f"{i['address']:16x} {i['size']:10x} {i['align']:6}         "
+                         f"{i['object']}:({i['section']})")
+            for s in i["symbols"]:
+                lines.append(f"{s['address']:16x} {s['size']:10x} {'':6}                 "
+                             f"{s['name']}")
+    return "\n".join(lines) + "\n"
+
+
+def write_map(ctx, path: str, fmt: str) -> None:
+    data = build(ctx)
+    text = (json.dumps({"output": ctx.opts.output, "entry": ctx.entry_addr, "sections": data},
+                       indent=1) + "\n") if fmt == "json" else render_text(data)
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise fail(f"cannot write map file {path}: {e.strerror}")
