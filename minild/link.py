@@ -287,11 +287,14 @@ def resolve(ctx: Link) -> None:
 
     # Linker-defined symbols, for names referred to and defined by no object.
     undef = np.flatnonzero((bind != LOCAL) & ~defined)
+    ctx.linker_symbols = dict(LINKER_SYMBOLS)
+    arch_syms = ctx.arch.hook("linker_symbols")
+    if arch_syms is not None:
+        ctx.linker_symbols.update(arch_syms())
     extra = sorted({names[i] for i in undef.tolist()
-                    if names[i] in LINKER_SYMBOLS and names[i] not in table})
+                    if names[i] in ctx.linker_symbols and names[i] not in table})
     if extra:
-        ctx.objects.append(Object("<internal>", ctx.arch.name, [], *(np.zeros(0),) * 3, [],
-                                  extra, *(np.zeros(0),) * 10))
+        ctx.objects.append(Object.empty("<internal>", ctx.arch.name))
         k = len(ctx.objects) - 1
         for name in extra:
             table[name] = len(names)
@@ -345,7 +348,7 @@ UNDEF_REFS = 50  # references listed per undefined symbol before "referenced N m
 def symaddrs(ctx: Link) -> None:
     """symaddrs computes every symbol's address and every relocation's P, S, A."""
     for name, i in ctx.linker_defined.items():
-        ctx.sym_value[i] = LINKER_SYMBOLS[name](ctx)
+        ctx.sym_value[i] = ctx.linker_symbols[name](ctx)
     sec = ctx.sym_sec
     ctx.sym_addr = np.where(sec >= 0, ctx.sec_addr[np.maximum(sec, 0)] + ctx.sym_value,
                             np.where(sec == ABS, ctx.sym_value, 0))

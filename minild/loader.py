@@ -143,6 +143,14 @@ class Object:
     rel_sym: np.ndarray       # int32: index into this object's symbols
     rel_add: np.ndarray       # int64
 
+    @classmethod
+    def empty(cls, path: str, arch: str) -> "Object":
+        """empty returns an object with nothing in it (the linker's own, "<internal>")."""
+        z = lambda dt: np.zeros(0, dt)  # noqa: E731
+        return cls(path, arch, [], z(np.uint8), z(np.int64), z(np.int64), [], [], z(np.int32),
+                   z(np.int64), z(np.int64), z(np.uint8), z(np.uint8), z(np.int32), z(np.int64),
+                   z(np.int16), z(np.int32), z(np.int64))
+
 
 def read_object(path: str) -> Object:
     """read_object decodes and validates one object file (raises LinkError)."""

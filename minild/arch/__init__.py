@@ -4,6 +4,22 @@ Each module holds data and small pure functions: ELF constants, defaults for the
 text address and rounding, the code padding, and a Howto per relocation type
 (see minild.reloc). The pipeline asks the Arch object built here; it never
 branches on an arch name.
+
+A module defines ELF_MACHINE, ELF_CLASS, ORDER ("<" or ">"), ELF_FLAGS,
+PAGE_SIZE, TEXT_ADDR, PAD, RELA and HOWTOS (module docstring: a summary of the
+ABI's relocations). One module may serve several arch names (byte orders):
+then `variant(name) -> dict` overrides any of those constants per name.
+Optional hooks, each called only if the module defines it:
+
+  linker_symbols() -> {name: fn(ctx) -> address}
+      symbols the linker defines when referenced and not defined (.TOC., ...)
+  adjust_relocs(ctx, relocs)
+      after layout, before asmb: may rewrite the columns relocs.S/A/P (e.g. a
+      PCREL_LO12 that names the label of its PCREL_HI20). Vectorized only.
+  implicit_addends(howto_idx, offsets, data) -> int64 array
+      for `minild import` of REL objects: the addends stored in one section's
+      places (relocations in file order), where a place is an instruction
+      field rather than a plain data word.
 """
 
 from __future__ import annotations
