@@ -8,6 +8,7 @@ the user for bad input; an InternalError is reported as a bug.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -59,6 +60,12 @@ def run(fn, *args, **kw):
         sys.exit(3)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as e:  # a bug: say so in one line; MINILD_TRACEBACK=1 shows where
+        if os.environ.get("MINILD_TRACEBACK"):
+            raise
+        err.print(f"minild: internal error (a bug in minild, please report it): "
+                  f"{type(e).__name__}: {e}", markup=False)
+        sys.exit(3)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -156,6 +163,17 @@ def inspect_cmd(obj):
         t.add_row(o.sec_name[o.rel_sec[k]], f"{int(o.rel_off[k]):#x}",
                   a.howtos[o.rel_type[k]].name, o.sym_name[o.rel_sym[k]], str(int(o.rel_add[k])))
     out.print(t)
+
+
+@main.command("import")
+@click.argument("elf_object", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, help="The minild object to write.")
+@click.option("--compact", is_flag=True, help="Write the compact encoding (base64 columns).")
+def import_cmd(elf_object, output, compact):
+    """Turn an ELF relocatable object (.o from GNU as, gcc or clang) into a minild object."""
+    from .importer import import_elf, write
+
+    run(lambda: write(import_elf(elf_object), output, compact))
 
 
 if __name__ == "__main__":
