@@ -467,23 +467,35 @@ def encode_compact(obj: Object, a: archreg.Arch) -> bytes:
 
 
 def encode_readable(obj: Object, a: archreg.Arch) -> bytes:
-    """encode_readable renders an Object in the readable encoding, indented."""
+    """encode_readable renders an Object in the readable encoding: one section
+    field, relocation or symbol per line, section bytes as spaced hex."""
+    enc = lambda v: msgspec.json.encode(v).decode()  # noqa: E731
     secs = []
     for i, (n, k, al, sz, data) in enumerate(zip(obj.sec_name, obj.sec_kind, obj.sec_align,
                                                   obj.sec_size, obj.sec_data)):
+        head = [f'"name": {enc(n)}', f'"kind": "{KINDS[k]}"']
+        if al != 1:
+            head.append(f'"align": {int(al)}')
+        lines = ["   " + ", ".join(head)]
+        if data is None:
+            lines.append(f'   "size": {int(sz)}')
+        else:
+            lines.append(f'   "data": "{data.hex(" ")}"')
         sel = np.flatnonzero(obj.rel_sec == i)
-        relocs = [Reloc(offset=int(obj.rel_off[j]), type=a.howtos[obj.rel_type[j]].name,
-                        symbol=obj.sym_name[obj.rel_sym[j]], addend=int(obj.rel_add[j]))
-                  for j in sel]
-        secs.append(Section(name=n, kind=KINDS[k], align=int(al),
-                            data=None if data is None else data.hex(),
-                            size=int(sz) if data is None else None, relocs=relocs))
+        if len(sel):
+            recs = [enc(Reloc(offset=int(obj.rel_off[j]), type=a.howtos[obj.rel_type[j]].name,
+                              symbol=obj.sym_name[obj.rel_sym[j]], addend=int(obj.rel_add[j])))
+                    for j in sel]
+            lines.append('   "relocs": [\n    ' + ",\n    ".join(recs) + "\n   ]")
+        secs.append("  {\n" + ",\n".join(lines) + "\n  }")
     syms = []
     for i, name in enumerate(obj.sym_name):
         si = int(obj.sym_sec[i])
-        syms.append(Symbol(name=name,
-                           section=None if si == UNDEF else "*ABS*" if si == ABS else obj.sec_name[si],
-                           value=int(obj.sym_value[i]), size=int(obj.sym_size[i]),
-                           binding=BINDINGS[obj.sym_bind[i]], type=TYPES[obj.sym_type[i]]))
-    doc = Readable(version=FORMAT_VERSION, arch=obj.arch, sections=secs, symbols=syms)
-    return msgspec.json.format(msgspec.json.encode(doc), indent=1)
+        syms.append(enc(Symbol(
+            name=name, section=None if si == UNDEF else "*ABS*" if si == ABS else obj.sec_name[si],
+            value=int(obj.sym_value[i]), size=int(obj.sym_size[i]),
+            binding=BINDINGS[obj.sym_bind[i]], type=TYPES[obj.sym_type[i]])))
+    text = ('{\n "version": %d, "encoding": "readable", "arch": %s,\n "sections": [\n%s\n ],\n'
+            ' "symbols": [\n  %s\n ]\n}\n') % (FORMAT_VERSION, enc(obj.arch), ",\n".join(secs),
+                                              ",\n  ".join(syms))
+    return text.encode()

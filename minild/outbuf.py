@@ -118,7 +118,10 @@ class OutBuf:
         self._copy_heap()
         self._arr = None
         if self.buf is not None:
-            self.buf.close()
+            try:
+                self.buf.close()
+            except BufferError:
+                raise InternalError("munmap while a view or block of the mapping is alive")
             self.buf = None
 
     # --- writing ----------------------------------------------------------

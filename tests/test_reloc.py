@@ -1,0 +1,83 @@
+"""Relocation encoders, table-driven: for each amd64 and x86 type, the bytes a
+given S, A, P must produce (worked out by hand from the psABI formulas), and the
+values each must refuse."""
+
+import numpy as np
+import pytest
+
+from minild import arch
+from minild.reloc import apply_block
+
+
+def run(archname, rtype, S, A, P, before=b"\xaa" * 8):
+    a = arch.lookup(archname)
+    buf = np.frombuffer(bytearray(before), np.uint8).copy()
+    t = a.index[rtype]
+    probs = apply_block(buf, np.array([0]), np.array([t]), np.array([S]), np.array([A]),
+                        np.array([P]), a.howtos, a.order)
+    return bytes(buf), probs
+
+
+@pytest.mark.parametrize("archname,rtype,S,A,P,want", [
+    ("amd64", "R_X86_64_64", 0x401000, 8, 0, bytes.fromhex("0810400000000000")),
+    ("amd64", "R_X86_64_64", 0, -1, 0, b"\xff" * 8),  # wraps, no check
+    ("amd64", "R_X86_64_PC32", 0x402000, -4, 0x401003, bytes.fromhex("f90f0000aaaaaaaa")),
+    ("amd64", "R_X86_64_PLT32", 0x401000, -4, 0x401010, bytes.fromhex("ecffffffaaaaaaaa")),
+    ("amd64", "R_X86_64_32", 0xfffffff0, 0xf, 0, bytes.fromhex("ffffffffaaaaaaaa")),
+    ("amd64", "R_X86_64_32S", 0x400000, -0x800000, 0, bytes.fromhex("0000c0ffaaaaaaaa")),
+    ("amd64", "R_X86_64_16", 0xfff0, 0, 0, bytes.fromhex("f0ffaaaaaaaaaaaa")),
+    ("amd64", "R_X86_64_16", 0, -2, 0, bytes.fromhex("feffaaaaaaaaaaaa")),
+    ("amd64", "R_X86_64_PC16", 0x1000, 0, 0x1010, bytes.fromhex("f0ffaaaaaaaaaaaa")),
+    ("amd64", "R_X86_64_8", 0xff, 0, 0, bytes.fromhex("ffaaaaaaaaaaaaaa")),
+    ("amd64", "R_X86_64_PC8", 0x1000, 0, 0x1080, None),  # -128: fits
+    ("amd64", "R_X86_64_PC64", 0x1000, 0, 0x2000, bytes.fromhex("00f0ffffffffffff")),
+    ("amd64", "R_X86_64_NONE", 0x1000, 0, 0x2000, b"\xaa" * 8),
+    ("x86", "R_386_32", 0x8049000, 4, 0, bytes.fromhex("04900408aaaaaaaa")),
+    ("x86", "R_386_PC32", 0x8049000, -4, 0x8049010, bytes.fromhex("ecffffffaaaaaaaa")),
+    ("x86", "R_386_PLT32", 0x8049100, -4, 0x8049000, bytes.fromhex("fc000000aaaaaaaa")),
+    ("x86", "R_386_16", 0x1234, 0, 0, bytes.fromhex("3412aaaaaaaaaaaa")),
+    ("x86", "R_386_PC16", 0x1000, 2, 0x1000, bytes.fromhex("0200aaaaaaaaaaaa")),
+    ("x86", "R_386_8", 0x7f, 0, 0, bytes.fromhex("7faaaaaaaaaaaaaa")),
+    ("x86", "R_386_PC8", 0x1000, 0, 0x1001, bytes.fromhex("ffaaaaaaaaaaaaaa")),
+])
+def test_encode(archname, rtype, S, A, P, want):
+    got, probs = run(archname, rtype, S, A, P)
+    assert probs == []
+    if want is not None:
+        assert got == want
+
+
+@pytest.mark.parametrize("archname,rtype,S,A,P,bad", [
+    ("amd64", "R_X86_64_PC32", 0x80401000, 0, 0x401000, 0x80000000),
+    ("amd64", "R_X86_64_PC32", 0, -4, 0x80000000, -0x80000004),
+    ("amd64", "R_X86_64_32", 0x100000000, 0, 0, 0x100000000),
+    ("amd64", "R_X86_64_32", 0, -1, 0, -1),                 # zero-extended: no negatives
+    ("amd64", "R_X86_64_32S", 0x80000000, 0, 0, 0x80000000),  # sign-extended
+    ("amd64", "R_X86_64_16", 0x10000, 0, 0, 0x10000),
+    ("amd64", "R_X86_64_PC16", 0x9000, 0, 0x1000, 0x8000),
+    ("amd64", "R_X86_64_8", 0x100, 0, 0, 0x100),
+    ("amd64", "R_X86_64_PC8", 0x1000, 0, 0x1081, -129),
+    ("x86", "R_386_16", 0x10000, 0, 0, 0x10000),
+    ("x86", "R_386_PC16", 0x0, 0, 0x8001, -0x8001),
+    ("x86", "R_386_8", 0x1000, 0, 0, 0x1000),
+])
+def test_out_of_range_is_reported_not_written(archname, rtype, S, A, P, bad):
+    got, probs = run(archname, rtype, S, A, P)
+    assert len(probs) == 1 and probs[0].kind == "range"
+    assert probs[0].values.tolist() == [bad]
+    assert got == b"\xaa" * 8  # a refused value leaves the place alone
+
+
+def test_many_types_in_one_block_apply_in_one_pass():
+    a = arch.lookup("amd64")
+    buf = np.zeros(32, np.uint8)
+    names = ["R_X86_64_64", "R_X86_64_PC32", "R_X86_64_32", "R_X86_64_PC32"]
+    off = np.array([0, 8, 12, 16])
+    t = np.array([a.index[n] for n in names])
+    S = np.array([0x1122334455667788, 0x2000, 0x1000, 0x3000])
+    A = np.array([0, -4, 4, -4])
+    P = 0x1000 + off
+    assert apply_block(buf, off, t, S, A, P, a.howtos, a.order) == []
+    want = (bytes.fromhex("8877665544332211") + (0x2000 - 4 - 0x1008).to_bytes(4, "little")
+            + (0x1004).to_bytes(4, "little") + (0x3000 - 4 - 0x1010).to_bytes(4, "little"))
+    assert bytes(buf[:20]) == want
