@@ -166,14 +166,16 @@ def inspect_cmd(obj):
 
 
 @main.command("import")
-@click.argument("elf_object", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, help="The minild object to write.")
+@click.argument("elf_objects", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True,
+              help="The minild object to write; with several inputs, a directory (created if "
+                   "needed) that gets NAME.obj for each NAME.o.")
 @click.option("--compact", is_flag=True, help="Write the compact encoding (base64 columns).")
-def import_cmd(elf_object, output, compact):
-    """Turn an ELF relocatable object (.o from GNU as, gcc or clang) into a minild object."""
-    from .importer import import_elf, write
+def import_cmd(elf_objects, output, compact):
+    """Turn ELF relocatable objects (.o from GNU as, gcc or clang) into minild objects."""
+    from .importer import import_files
 
-    run(lambda: write(import_elf(elf_object), output, compact))
+    run(import_files, list(elf_objects), output, compact)
 
 
 if __name__ == "__main__":

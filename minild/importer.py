@@ -1,20 +1,31 @@
 """importer: `minild import`, ELF relocatable objects (.o) to minild objects.
 
-Not part of the link pipeline: it feeds it. pyelftools reads the ELF header and
-section headers (a few dozen records); the symbol table and the relocation
-sections, which can hold millions of records, are read with numpy structured
-dtypes straight from their bytes, so a large object imports without a Python
-object per relocation. REL objects (x86, arm, mips) keep their addends in the
-places; they are made explicit here: plain data words are read generically,
-instruction fields by the arch module's `implicit_addends` hook.
+Not part of the link pipeline: it feeds it (cli `import` -> import_elf -> write;
+the objects it writes are what loadlib reads). pyelftools checks the ELF header
+and reads the section headers (a few dozen records); the symbol table and the
+relocation sections, which can hold millions of records, are read with numpy
+structured dtypes straight from the file's bytes, so a large object imports
+without a Python object per relocation or per symbol (docs/import.md has the
+figures). REL objects (x86, arm, mips) keep their addends in the places; they
+are made explicit here: plain data words are read generically, instruction
+fields by the arch module's `implicit_addends` hook.
 
-What minild cannot link is refused here, naming the section and relocation:
-COMDAT groups, TLS, common symbols, relocation types the arch module does not
-know (GOT, PLT and TLS types in a static link among them).
+What comes through: allocated sections (kind from the flags: text, rodata,
+data, bss), `.debug_*` sections (kind dwarf), local, global and weak symbols
+with type and size, and section symbols, named after their section, so that
+`.text+0x40` style references keep working. SHF_MERGE sections come through as
+plain sections: minild does not merge their contents, which is correct (only
+larger). Notes, unwind tables and attribute sections are left out.
+
+What minild cannot link is refused here, with the file, the section and the
+relocation named: COMDAT groups, TLS, common symbols, IFUNCs, init/fini arrays,
+allocated sections of types minild does not know, and relocation types the arch
+module does not know (GOT, PLT and TLS types in a static link among them).
 """
 
 from __future__ import annotations
 
+import io
 import os
 
 import numpy as np
@@ -23,21 +34,39 @@ from elftools.elf.descriptions import describe_reloc_type
 from elftools.elf.elffile import ELFFile
 
 from . import arch as archreg
-from .errors import Diagnostics, fail
+from .errors import Diagnostics, LinkError, fail
 from .loader import ABS, KIND_ID, UNDEF, Object
 
 SHT_PROGBITS, SHT_SYMTAB, SHT_RELA, SHT_NOBITS, SHT_REL, SHT_GROUP = 1, 2, 4, 8, 9, 17
-SHT_INIT_ARRAY, SHT_FINI_ARRAY = 14, 15
+SHT_INIT_ARRAY, SHT_FINI_ARRAY, SHT_PREINIT_ARRAY, SHT_SYMTAB_SHNDX = 14, 15, 16, 18
 SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR, SHF_GROUP, SHF_TLS = 0x1, 0x2, 0x4, 0x200, 0x400
-SHN_UNDEF, SHN_ABS, SHN_COMMON, SHN_XINDEX = 0, 0xFFF1, 0xFFF2, 0xFFFF
-STT_SECTION, STT_FILE, STT_TLS = 3, 4, 6
+SHN_UNDEF, SHN_LORESERVE, SHN_ABS, SHN_COMMON, SHN_XINDEX = 0, 0xFF00, 0xFFF1, 0xFFF2, 0xFFFF
+STT_OBJECT, STT_FUNC, STT_SECTION, STT_FILE, STT_COMMON, STT_TLS = 1, 2, 3, 4, 5, 6
+STT_GNU_IFUNC = 10
+STB_LOCAL, STB_GLOBAL, STB_WEAK = 0, 1, 2
 EM_MIPS = 8
+REFUSED = -2   # kept[] of a section refused with an error (-1: left out quietly)
+# A mips64 relocation whose r_type2/r_type3 are not NONE: no single type minild applies.
+COMPOSITE = 1 << 20
 
 # Sections with no meaning in a static minild link (attributes, notes, unwind
 # tables no runtime here reads): left out, with no effect on the program.
 DROPPED = (".note", ".comment", ".eh_frame", ".ARM.attributes", ".ARM.exidx", ".ARM.extab",
            ".riscv.attributes", ".MIPS.abiflags", ".reginfo", ".pdr", ".gnu.attributes",
            ".mdebug", ".llvm_addrsig", ".gnu_debuglink", ".MIPS.options")
+
+# Why a relocation type is missing from an arch module, guessed from its psABI
+# name (the same words in every psABI), for a message that says what to do.
+_HINTS = (
+    (("TLS", "TPOFF", "TPREL", "DTPMOD", "DTPOFF", "DTPREL", "TLSDESC"),
+     "thread-local storage is not supported"),
+    (("GOT",), "it needs a GOT, which a static minild link does not build "
+               "(compile with -fno-pic)"),
+    (("PLT",), "it needs a PLT, which a static minild link does not build "
+               "(compile with -fno-pic)"),
+    (("IRELATIVE", "COPY", "GLOB_DAT", "JUMP_SLOT", "RELATIVE"),
+     "it is a dynamic relocation, not one for a relocatable object"),
+)
 
 
 def _dropped(name: str) -> bool:
@@ -70,61 +99,111 @@ def _dtypes(elf_class: int, order: str, rela: bool) -> tuple[np.dtype, np.dtype]
 
 
 def _strings(blob: bytes, offs: np.ndarray) -> list[str]:
-    out = []
-    for o in offs.tolist():
-        end = blob.find(b"\0", o)
-        out.append(blob[o:end if end >= 0 else len(blob)].decode("utf-8", "replace"))
-    return out
+    """_strings returns the NUL-terminated strings at offs of a string table.
+
+    Names almost always start right after a NUL, so the table is split once and
+    the strings picked by position, then decoded with a single call; names that
+    share another's tail (allowed by ELF) are cut out one by one.
+    """
+    if len(offs) == 0:
+        return []
+    parts = blob.split(b"\0")
+    lens = np.fromiter(map(len, parts), np.int64, len(parts))
+    starts = np.concatenate(([0], np.cumsum(lens + 1)[:-1]))
+    offs = np.minimum(offs.astype(np.int64), len(blob))
+    pos = np.searchsorted(starts, offs, side="right") - 1
+    picked = [parts[i] for i in pos.tolist()]
+    for k in np.flatnonzero(starts[pos] != offs).tolist():
+        picked[k] = parts[pos[k]][offs[k] - starts[pos[k]]:]
+    return b"\0".join(picked).decode("utf-8", "replace").split("\0")
 
 
 def import_elf(path: str) -> Object:
     """import_elf reads an ELF relocatable object; raises LinkError on what it refuses."""
     try:
-        f = open(path, "rb")
+        with open(path, "rb") as f:
+            data = f.read()
     except OSError as e:
         raise fail(f"cannot open {path}: {e.strerror}")
-    with f:
-        try:
-            return _import(path, ELFFile(f))
-        except ELFError as e:
-            raise fail(f"{path}: not an ELF object: {e}")
+    if data[:4] != b"\x7fELF":
+        raise fail(f"{path}: not an ELF object (no \\x7fELF magic number at offset 0)")
+    try:
+        return _import(path, ELFFile(io.BytesIO(data)), data)
+    except LinkError:
+        raise
+    except ELFError as e:
+        raise fail(f"{path}: malformed ELF object: {e}")
+    except (ValueError, IndexError, KeyError, EOFError) as e:
+        # construct's stream errors and numpy's size errors both come from a
+        # header whose offsets or sizes point past the end of the file.
+        raise fail(f"{path}: malformed ELF object: {type(e).__name__}: {e}")
+    except Exception as e:
+        if type(e).__module__.startswith("construct"):
+            raise fail(f"{path}: malformed ELF object (truncated?): {e}")
+        raise
 
 
-def _import(path: str, elf: ELFFile) -> Object:
+def _table(data: bytes, shdr, dtype: np.dtype, path: str, name: str) -> np.ndarray:
+    off, size = int(shdr["sh_offset"]), int(shdr["sh_size"])
+    if off + size > len(data) or size % dtype.itemsize:
+        raise fail(f"{path}: section {name}: {size} bytes at offset {off:#x} are not a whole "
+                   f"number of {dtype.itemsize}-byte entries inside the file "
+                   f"({len(data)} bytes)")
+    return np.frombuffer(data, dtype, size // dtype.itemsize, off)
+
+
+def _import(path: str, elf: ELFFile, data: bytes) -> Object:
     d = Diagnostics()
     h = elf.header
     if h["e_type"] != "ET_REL":
-        raise fail(f"{path}: expected an ELF relocatable object (ET_REL), got {h['e_type']}")
+        raise fail(f"{path}: expected an ELF relocatable object (ET_REL), got {h['e_type']} "
+                   "(minild links .o files, not executables or shared libraries)")
     order = "<" if elf.little_endian else ">"
+    machine = _machine_number(data, order)
     try:
-        a = find_arch(_machine_number(elf), elf.elfclass, order)
+        a = find_arch(machine, elf.elfclass, order)
     except KeyError:
-        raise fail(f"{path}: no minild arch for machine {h['e_machine']}, ELF{elf.elfclass} "
-                   f"{'little' if order == '<' else 'big'}-endian")
+        raise fail(f"{path}: no minild arch for machine {h['e_machine']} ({machine}), "
+                   f"ELF{elf.elfclass} {'little' if order == '<' else 'big'}-endian")
     sections = list(elf.iter_sections())
     shdrs = [s.header for s in sections]
     names = [s.name for s in sections]
+    types = [_sht(s["sh_type"]) for s in shdrs]
 
     # Which sections come through, and as what.
-    kept: dict[int, int] = {}          # ELF section index -> minild section index
+    kept = np.full(len(shdrs) + 1, -1, np.int64)   # ELF section index -> minild index
     sec_name, sec_kind, sec_align, sec_size, sec_data = [], [], [], [], []
-    for i, (s, name) in enumerate(zip(shdrs, names)):
-        t, fl = s["sh_type"], s["sh_flags"]
-        t = t if isinstance(t, int) else _SHT.get(t, -1)
+    for i, (s, name, t) in enumerate(zip(shdrs, names, types)):
+        fl = int(s["sh_flags"])
+        where = f"{path}: section [{i}] {name}"
+        why = None
         if t == SHT_GROUP:
-            d.error(f"{path}: section [{i}] {name}: COMDAT/section groups are not supported")
+            members = _table(data, s, np.dtype(order + "u4"), path, name)[1:].tolist()
+            kept[[m for m in members if 0 < m < len(shdrs)]] = REFUSED
+            d.error(f"{where}: COMDAT/section groups are not supported (members: "
+                    + ", ".join(names[m] for m in members if 0 < m < len(names))
+                    + "); they come from C++ inline functions and templates or -fpic thunks")
             continue
-        if t not in (SHT_PROGBITS, SHT_NOBITS, SHT_INIT_ARRAY, SHT_FINI_ARRAY):
-            continue
-        if _dropped(name):
-            continue
-        if fl & SHF_TLS:
-            d.error(f"{path}: section [{i}] {name}: thread-local storage (SHF_TLS) is not "
-                    "supported")
-            continue
-        if fl & SHF_GROUP:
-            d.error(f"{path}: section [{i}] {name}: member of a COMDAT/section group, "
-                    "which is not supported")
+        if kept[i] == REFUSED or _dropped(name) or not (fl & SHF_ALLOC
+                                                         or name.startswith(".debug_")):
+            continue  # non-allocated, not DWARF: nothing a program or debugger uses
+        if t not in (SHT_PROGBITS, SHT_NOBITS, SHT_INIT_ARRAY, SHT_FINI_ARRAY,
+                     SHT_PREINIT_ARRAY):
+            if fl & SHF_ALLOC:
+                # Leaving out an allocated section could change what the program does.
+                why = f"allocated section of type {s['sh_type']} is not supported"
+            else:
+                continue
+        elif fl & SHF_TLS:
+            why = "thread-local storage (SHF_TLS) is not supported"
+        elif t in (SHT_INIT_ARRAY, SHT_FINI_ARRAY, SHT_PREINIT_ARRAY):
+            why = ("init/fini arrays (constructors) need a C runtime to run them; minild "
+                   "links programs without one")
+        elif int(s["sh_addralign"]) & (int(s["sh_addralign"]) - 1):
+            why = f"alignment {s['sh_addralign']} is not a power of two"
+        if why:
+            d.error(f"{where}: {why}")
+            kept[i] = REFUSED
             continue
         if fl & SHF_ALLOC:
             if t == SHT_NOBITS:
@@ -135,143 +214,160 @@ def _import(path: str, elf: ELFFile) -> Object:
                 kind = "data"
             else:
                 kind = "rodata"
-        elif name.startswith(".debug_"):
-            kind = "dwarf"
         else:
-            continue  # other non-allocated sections: nothing a program or debugger uses
-        if t in (SHT_INIT_ARRAY, SHT_FINI_ARRAY):
-            d.error(f"{path}: section [{i}] {name}: init/fini arrays need a C runtime; "
-                    "minild links programs without one")
-            continue
+            kind = "dwarf"
+        align = max(int(s["sh_addralign"]), 1)
         kept[i] = len(sec_name)
         sec_name.append(name)
         sec_kind.append(KIND_ID[kind])
-        sec_align.append(max(int(s["sh_addralign"]), 1))
-        sec_size.append(int(s["sh_size"]))
+        sec_align.append(align)
+        size, off = int(s["sh_size"]), int(s["sh_offset"])
+        sec_size.append(size)
         if kind == "bss":
             sec_data.append(None)
+        elif off + size > len(data):
+            raise fail(f"{where}: {size} bytes at offset {off:#x} lie past the end of the "
+                       f"file ({len(data)} bytes)")
         else:
-            f = elf.stream
-            f.seek(s["sh_offset"])
-            sec_data.append(f.read(s["sh_size"]))
-    # Duplicate names (same name, different flags) would be ambiguous in the readable form.
-    seen: dict[str, int] = {}
-    for k, n in enumerate(sec_name):
-        c = seen.get(n, 0)
-        seen[n] = c + 1
-        if c:
-            sec_name[k] = f"{n}#{c}"
+            sec_data.append(data[off:off + size])
+    sec_name = _unique(sec_name, np.zeros(len(sec_name), bool))
 
-    # Symbols.
-    symsec = next((i for i, s in enumerate(shdrs) if s["sh_type"] in ("SHT_SYMTAB", SHT_SYMTAB)),
-                  None)
+    # Symbols, as columns.
     symdt, _ = _dtypes(elf.elfclass, order, True)
+    symsec = next((i for i, t in enumerate(types) if t == SHT_SYMTAB), None)
     if symsec is None:
         syms = np.zeros(1, symdt)
-        symnames = [""]
+        strtab = b""
     else:
-        s = shdrs[symsec]
-        elf.stream.seek(s["sh_offset"])
-        syms = np.frombuffer(elf.stream.read(s["sh_size"]), symdt)
-        st = shdrs[s["sh_link"]]
-        elf.stream.seek(st["sh_offset"])
-        symnames = _strings(elf.stream.read(st["sh_size"]), syms["name"])
-    stype = syms["info"] & 0xF
-    sbind = syms["info"] >> 4
-    shndx = syms["shndx"].astype(np.int64)
-    # ELF symbol index -> minild symbol index (-1: not imported)
-    smap = np.full(len(syms), -1, np.int64)
-    out_names, out_sec, out_val, out_size, out_bind, out_type = [], [], [], [], [], []
-    for i in range(1, len(syms)):
-        t, b, x = int(stype[i]), int(sbind[i]), int(shndx[i])
-        if t == STT_FILE:
-            continue
-        name = symnames[i]
-        if t == STT_SECTION:
-            if x not in kept:
-                continue
-            name = sec_name[kept[x]]
-        if t == STT_TLS:
-            d.error(f"{path}: symbol {name}: thread-local symbols are not supported")
-            continue
-        if x == SHN_COMMON:
-            d.error(f"{path}: symbol {name}: common symbols are not supported "
-                    "(compile with -fno-common)")
-            continue
-        if x == SHN_UNDEF:
-            sec = UNDEF
-        elif x == SHN_ABS:
-            sec = ABS
-        elif x in kept:
-            sec = kept[x]
-        elif x >= SHN_XINDEX - 0xFF:
-            d.error(f"{path}: symbol {name}: special section index {x:#x} is not supported")
-            continue
-        else:
-            continue  # defined in a section left out; an error only if a relocation uses it
-        if b > 2:
-            d.error(f"{path}: symbol {name}: binding {b} (e.g. STB_GNU_UNIQUE) not supported")
-            continue
-        smap[i] = len(out_names)
-        out_names.append(name)
-        out_sec.append(sec)
-        out_val.append(int(syms["value"][i]))
-        out_size.append(int(syms["size"][i]))
-        out_bind.append(b)
-        out_type.append(t if t <= 3 else 0)
-    # Readable objects name symbols: make duplicate local names unique.
-    seen = {}
-    for k, n in enumerate(out_names):
-        c = seen.get(n, 0)
-        seen[n] = c + 1
-        if c:
-            out_names[k] = f"{n}#{c}"
+        syms = _table(data, shdrs[symsec], symdt, path, names[symsec])
+        if len(syms) == 0:
+            syms = np.zeros(1, symdt)
+        st = shdrs[shdrs[symsec]["sh_link"]]
+        strtab = data[st["sh_offset"]:st["sh_offset"] + st["sh_size"]]
+    stype = (syms["info"] & 0xF).astype(np.int64)
+    sbind = (syms["info"] >> 4).astype(np.int64)
+    raw = syms["shndx"].astype(np.int64)
+    shndx = raw
+    if (raw == SHN_XINDEX).any():
+        # More than 0xff00 sections: the real indexes are in SHT_SYMTAB_SHNDX.
+        xs = next((i for i, t in enumerate(types) if t == SHT_SYMTAB_SHNDX), None)
+        if xs is None:
+            raise fail(f"{path}: symbols with SHN_XINDEX but no SHT_SYMTAB_SHNDX section")
+        xt = _table(data, shdrs[xs], np.dtype(order + "u4"), path, names[xs])
+        if len(xt) != len(syms):
+            raise fail(f"{path}: section {names[xs]}: {len(xt)} entries for {len(syms)} symbols")
+        shndx = np.where(raw == SHN_XINDEX, xt.astype(np.int64), raw)
+    symnames = _strings(strtab, syms["name"])
+    nsym = len(syms)
+    special = (raw >= SHN_LORESERVE) & (raw != SHN_XINDEX)
+    insec = ~special & (shndx > SHN_UNDEF) & (shndx < len(shdrs))
+    msec = np.where(insec, kept[np.where(insec, shndx, len(shdrs))], -1)
+    # Which ELF symbols become minild symbols: not the null symbol, not STT_FILE,
+    # not section symbols of sections left out, not symbols defined in sections
+    # left out (a relocation that uses one is reported below).
+    take = np.ones(nsym, bool)
+    take[0] = False
+    take &= stype != STT_FILE
+    take &= (raw == SHN_UNDEF) | (raw == SHN_ABS) | (raw == SHN_COMMON) | (msec >= 0)
+    # Symbols refused here, or defined in a section refused above: relocations
+    # that use them need no second message.
+    reported = insec & (msec == REFUSED)
+    bad = [
+        (stype == STT_TLS, "thread-local symbols are not supported"),
+        (stype == STT_GNU_IFUNC, "IFUNC symbols (STT_GNU_IFUNC) need run-time resolution, "
+         "which a static minild link does not do"),
+        (sbind > STB_WEAK, "binding {b} (e.g. STB_GNU_UNIQUE) is not supported"),
+        ((raw == SHN_COMMON) | (stype == STT_COMMON), "common symbols are not supported "
+         "(compile with -fno-common, or define the variable in one file)"),
+        (special & ~np.isin(raw, (SHN_ABS, SHN_COMMON)),
+         "special section index {x:#x} is not supported"),
+    ]
+    for mask, msg in bad:
+        mask = mask & take
+        for i in np.flatnonzero(mask)[:8].tolist():
+            d.error(f"{path}: symbol {symnames[i] or '#' + str(i)}: "
+                    + msg.format(b=int(sbind[i]), x=int(raw[i])))
+        take &= ~mask
+        reported |= mask
+    pick = np.flatnonzero(take)
+    smap = np.full(nsym, -1, np.int64)        # ELF symbol index -> minild symbol index
+    smap[pick] = np.arange(len(pick))
+    issec = stype[pick] == STT_SECTION
+    out_names = [symnames[i] for i in pick.tolist()]
+    for k in np.flatnonzero(issec).tolist():
+        out_names[k] = sec_name[msec[pick[k]]]
+    out_sec = np.where(shndx[pick] == SHN_UNDEF, UNDEF,
+                       np.where(shndx[pick] == SHN_ABS, ABS, msec[pick]))
+    out_val = syms["value"][pick].astype(np.uint64).view(np.int64)
+    out_size = syms["size"][pick].astype(np.int64)
+    out_bind = sbind[pick].astype(np.uint8)
+    t = stype[pick]
+    out_type = np.where(t <= STT_SECTION, t, 0).astype(np.uint8)
+    # Readable objects name symbols: locals whose names repeat get a #n suffix,
+    # globals keep theirs (they are how other objects refer to them).
+    out_names = _unique(out_names, out_bind != STB_LOCAL)
+    sym_extra = []   # (name, section, value): symbols the importer adds
 
     # Relocations.
-    codes = {hw.code: k for k, hw in enumerate(a.howtos)}
+    codes = np.array([hw.code for hw in a.howtos], np.int64)
+    corder = np.argsort(codes, kind="stable")
+    scodes = codes[corder]
+    widths = np.array([hw.size for hw in a.howtos], np.int64)
     rs, ro, rt, ry, ra = [], [], [], [], []
-    for i, s in enumerate(shdrs):
-        t = s["sh_type"]
-        t = t if isinstance(t, int) else _SHT.get(t, -1)
+    for i, (s, t) in enumerate(zip(shdrs, types)):
         if t not in (SHT_REL, SHT_RELA):
             continue
-        target = s["sh_info"]
-        if target not in kept:
-            continue
+        target = int(s["sh_info"])
+        if not 0 < target < len(shdrs) or kept[target] < 0:
+            continue  # relocates a section left out (.eh_frame, ...) or reported above
         rela = t == SHT_RELA
         _, reldt = _dtypes(elf.elfclass, order, rela)
-        elf.stream.seek(s["sh_offset"])
-        recs = np.frombuffer(elf.stream.read(s["sh_size"]), reldt)
-        sym, typ = _split_info(recs["info"], elf, order)
-        tsec = kept[target]
+        recs = _table(data, s, reldt, path, names[i])
+        if len(recs) == 0:
+            continue
+        sym, typ = _split_info(recs["info"], machine, elf.elfclass, order)
+        off = recs["offset"].astype(np.int64)
+        tsec = int(kept[target])
         where = f"{path}: section {names[i]}"
-        for bad in np.unique(typ[~np.isin(typ, list(codes))]).tolist():
-            k = int(np.flatnonzero(typ == bad)[0])
-            d.error(f"{where}: relocation type {_reloc_name(bad, elf)} at "
-                    f"{names[target]}+{int(recs['offset'][k]):#x} is not supported by minild "
-                    f"for {a.name}")
-        idx = np.array([codes.get(int(c), 0) for c in range(int(typ.max()) + 1)] if len(typ) else [],
-                       np.int64)
-        htype = idx[typ] if len(typ) else np.zeros(0, np.int64)
+        pos = np.minimum(np.searchsorted(scodes, typ), len(scodes) - 1)
+        known = scodes[pos] == typ
+        htype = np.where(known, corder[pos], 0)
+        if not known.all():
+            for bad_t in np.unique(typ[~known]).tolist():
+                ks = np.flatnonzero(typ == bad_t)
+                k = int(ks[0])
+                rname = _reloc_name(bad_t, elf)
+                more = f" (and {len(ks) - 1} more)" if len(ks) > 1 else ""
+                d.error(f"{where}: relocation {rname} at {names[target]}+{int(off[k]):#x} "
+                        f"against {_symdesc(symnames, stype, shndx, names, int(sym[k]))}"
+                        f"{more}: {_why(rname, a.name)}")
+        if (sym >= nsym).any():
+            k = int(np.flatnonzero(sym >= nsym)[0])
+            d.error(f"{where}: relocation at {names[target]}+{int(off[k]):#x} refers to symbol "
+                    f"#{int(sym[k])}, past the end of the symbol table ({nsym} entries)")
+            continue
         msym = smap[sym]
-        lost = msym < 0
-        lost &= sym != 0
+        lost = (msym < 0) & (sym != 0) & ~reported[sym]
         if lost.any():
             k = int(np.flatnonzero(lost)[0])
-            d.error(f"{where}: relocation at {names[target]}+{int(recs['offset'][k]):#x} refers "
-                    f"to symbol {symnames[sym[k]] or '#' + str(sym[k])} in a section minild "
-                    "does not import")
+            d.error(f"{where}: relocation at {names[target]}+{int(off[k]):#x} refers to "
+                    f"{_symdesc(symnames, stype, shndx, names, int(sym[k]))}, in a section "
+                    "minild does not import")
         if (sym == 0).any():
             # r_sym 0 means "no symbol" (S = 0): an absolute symbol of value 0 stands in.
-            if "#zero" not in out_names:
-                out_names.append("#zero")
-                out_sec.append(ABS)
-                out_val.append(0)
-                out_size.append(0)
-                out_bind.append(0)
-                out_type.append(0)
-            msym = np.where(sym == 0, out_names.index("#zero"), msym)
-        off = recs["offset"].astype(np.int64)
+            if not sym_extra:
+                sym_extra.append(len(out_names))
+                out_names.append(_fresh("#zero", out_names))
+            msym = np.where(sym == 0, sym_extra[0], msym)
+        if sec_data[tsec] is None:
+            d.error(f"{where}: relocations for {names[target]}, a section without bytes")
+            continue
+        past = off + widths[htype] > len(sec_data[tsec])
+        if past.any():
+            k = int(np.flatnonzero(past)[0])
+            d.error(f"{where}: relocation {a.howtos[htype[k]].name} at {int(off[k]):#x} lies "
+                    f"past the end of {names[target]} ({len(sec_data[tsec])} bytes)")
+            continue
         if rela:
             add = recs["addend"].astype(np.int64)
         else:
@@ -282,57 +378,112 @@ def _import(path: str, elf: ELFFile) -> Object:
         ry.append(msym.astype(np.int32))
         ra.append(add)
     d.check()
+    if sym_extra:
+        n = len(sym_extra)
+        out_sec = np.concatenate((out_sec, np.full(n, ABS)))
+        out_val = np.concatenate((out_val, np.zeros(n, np.int64)))
+        out_size = np.concatenate((out_size, np.zeros(n, np.int64)))
+        out_bind = np.concatenate((out_bind, np.zeros(n, np.uint8)))
+        out_type = np.concatenate((out_type, np.zeros(n, np.uint8)))
     cat = lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt)  # noqa: E731
     return Object(
         path=path, arch=a.name, sec_name=sec_name, sec_kind=np.array(sec_kind, np.uint8),
         sec_align=np.array(sec_align, np.int64), sec_size=np.array(sec_size, np.int64),
-        sec_data=sec_data, sym_name=out_names, sym_sec=np.array(out_sec, np.int32),
-        sym_value=np.array(out_val, np.uint64).astype(np.int64),
-        sym_size=np.array(out_size, np.int64), sym_bind=np.array(out_bind, np.uint8),
-        sym_type=np.array(out_type, np.uint8), rel_sec=cat(rs, np.int32),
-        rel_off=cat(ro, np.int64), rel_type=cat(rt, np.int16), rel_sym=cat(ry, np.int32),
-        rel_add=cat(ra, np.int64))
+        sec_data=sec_data, sym_name=out_names, sym_sec=out_sec.astype(np.int32),
+        sym_value=out_val.astype(np.int64), sym_size=out_size.astype(np.int64),
+        sym_bind=out_bind.astype(np.uint8), sym_type=out_type.astype(np.uint8),
+        rel_sec=cat(rs, np.int32), rel_off=cat(ro, np.int64), rel_type=cat(rt, np.int16),
+        rel_sym=cat(ry, np.int32), rel_add=cat(ra, np.int64))
+
+
+def _symdesc(symnames, stype, shndx, names, k: int) -> str:
+    if k == 0:
+        return "no symbol"
+    if k < len(stype) and stype[k] == STT_SECTION and 0 < shndx[k] < len(names):
+        return f"section {names[shndx[k]]}"
+    if k < len(symnames):
+        return f"symbol {symnames[k]}"
+    return f"symbol #{k}"
+
+
+def _why(rname: str, arch: str) -> str:
+    for words, why in _HINTS:
+        if any(w in rname for w in words):
+            return f"not supported by minild for {arch}: {why}"
+    return f"unknown relocation type for minild's {arch} (its arch module does not apply it)"
+
+
+def _unique(names: list[str], fixed: np.ndarray) -> list[str]:
+    """_unique renames repeated names (name#1, name#2, ...) except where fixed;
+    one C-speed check settles the common case of no repeats."""
+    if len(set(names)) == len(names):
+        return names
+    out = list(names)
+    taken = set(n for n, f in zip(names, fixed.tolist()) if f)
+    for k, (n, f) in enumerate(zip(names, fixed.tolist())):
+        if f:
+            continue
+        if n in taken:
+            n = _fresh(n, taken)
+            out[k] = n
+        taken.add(n)
+    return out
+
+
+def _fresh(name: str, taken) -> str:
+    if name not in taken:
+        return name
+    c = 1
+    while f"{name}#{c}" in taken:
+        c += 1
+    return f"{name}#{c}"
 
 
 _SHT = {"SHT_PROGBITS": SHT_PROGBITS, "SHT_SYMTAB": SHT_SYMTAB, "SHT_RELA": SHT_RELA,
         "SHT_NOBITS": SHT_NOBITS, "SHT_REL": SHT_REL, "SHT_GROUP": SHT_GROUP,
-        "SHT_INIT_ARRAY": SHT_INIT_ARRAY, "SHT_FINI_ARRAY": SHT_FINI_ARRAY}
+        "SHT_INIT_ARRAY": SHT_INIT_ARRAY, "SHT_FINI_ARRAY": SHT_FINI_ARRAY,
+        "SHT_PREINIT_ARRAY": SHT_PREINIT_ARRAY, "SHT_SYMTAB_SHNDX": SHT_SYMTAB_SHNDX}
 
 
-def _machine_number(elf: ELFFile) -> int:
+def _sht(t) -> int:
+    # pyelftools decodes section types it knows to names; others stay numbers.
+    return t if isinstance(t, int) else _SHT.get(t, -1)
+
+
+def _machine_number(data: bytes, order: str) -> int:
     # pyelftools decodes e_machine to a name; read the raw number instead.
-    elf.stream.seek(18)
-    raw = elf.stream.read(2)
-    return int.from_bytes(raw, "little" if elf.little_endian else "big")
+    return int.from_bytes(data[18:20], "little" if order == "<" else "big")
 
 
-def _split_info(info: np.ndarray, elf: ELFFile, order: str) -> tuple[np.ndarray, np.ndarray]:
+def _split_info(info: np.ndarray, machine: int, elf_class: int,
+                order: str) -> tuple[np.ndarray, np.ndarray]:
     """_split_info splits r_info into symbol and type columns.
 
     mips64 (n64) packs r_sym (u32), r_ssym, r_type3, r_type2, r_type (u8 each)
     in file byte order, which is not a u64 (sym << 32 | type) on little-endian.
     """
-    if elf.elfclass == 32:
+    if elf_class == 32:
         return (info >> 8).astype(np.int64), (info & 0xFF).astype(np.int64)
-    if _machine_number(elf) == EM_MIPS:
+    if machine == EM_MIPS:
         raw = info.astype(order + "u8").view(np.uint8).reshape(-1, 8)
         sym = raw[:, :4].copy().view(order + "u4").ravel().astype(np.int64)
         t3, t2, t1 = raw[:, 5], raw[:, 6], raw[:, 7]
         typ = t1.astype(np.int64)
         # A composite (t2/t3 not NONE) has no single meaning minild applies.
-        typ = np.where((t2 != 0) | (t3 != 0), 1 << 20, typ)
+        typ = np.where((t2 != 0) | (t3 != 0), COMPOSITE, typ)
         return sym, typ
     return (info >> 32).astype(np.int64), (info & 0xFFFFFFFF).astype(np.int64)
 
 
 def _reloc_name(code: int, elf: ELFFile) -> str:
-    if code == 1 << 20:
+    if code == COMPOSITE:
         return "(mips64 composite type2/type3)"
     try:
         name = describe_reloc_type(code, elf)
     except Exception:  # pyelftools raises various errors for codes it lacks
         name = None
-    return f"{name} ({code})" if name and not str(name).startswith("<") else f"#{code}"
+    ok = name and not str(name).startswith("<") and not str(name).startswith("unrecognized")
+    return f"{name} ({code})" if ok else f"#{code}"
 
 
 def implicit_addends(a: archreg.Arch, htype: np.ndarray, off: np.ndarray, data: bytes,
@@ -354,7 +505,9 @@ def implicit_addends(a: archreg.Arch, htype: np.ndarray, off: np.ndarray, data: 
                     "has no implicit_addends hook")
             continue
         if (off[sel] + h.size > len(buf)).any():
-            d.error(f"{where}: relocation {h.name} past the end of its section")
+            k = int(sel[np.flatnonzero(off[sel] + h.size > len(buf))[0]])
+            d.error(f"{where}: relocation {h.name} at {int(off[k]):#x} lies past the end of "
+                    f"its section ({len(buf)} bytes)")
             continue
         idx = off[sel][:, None] + np.arange(h.size)
         raw = buf[idx].copy().view(np.dtype(a.order + "i" + str(h.size))).ravel()
@@ -368,12 +521,12 @@ def write(obj: Object, out: str, compact: bool) -> None:
 
     a = archreg.lookup(obj.arch)
     data = encode_compact(obj, a) if compact else encode_readable(obj, a)
+    if not data.endswith(b"\n"):
+        data += b"\n"
     tmp = f"{out}.tmp{os.getpid()}"
     try:
         with open(tmp, "wb") as f:
             f.write(data)
-            if not compact:
-                f.write(b"\n")
         os.replace(tmp, out)
     except OSError as e:
         try:
@@ -381,3 +534,34 @@ def write(obj: Object, out: str, compact: bool) -> None:
         except OSError:
             pass
         raise fail(f"cannot write {out}: {e.strerror}")
+
+
+def import_files(paths: list[str], output: str, compact: bool) -> list[str]:
+    """import_files imports each ELF object: to the file output when there is
+    one, else into the directory output as NAME.obj. Every file is tried, so
+    one run reports the errors of all of them; returns the paths written."""
+    if len(paths) == 1 and not os.path.isdir(output):
+        write(import_elf(paths[0]), output, compact)
+        return [output]
+    outs = [os.path.join(output, os.path.splitext(os.path.basename(p))[0] + ".obj")
+            for p in paths]
+    seen: dict[str, str] = {}
+    for p, o in zip(paths, outs):
+        if o in seen:
+            raise fail(f"{p} and {seen[o]} would both be imported to {o}; import them into "
+                       "different directories")
+        seen[o] = p
+    try:
+        os.makedirs(output, exist_ok=True)
+    except OSError as e:
+        raise fail(f"cannot create directory {output}: {e.strerror}")
+    d = Diagnostics()
+    for p, o in zip(paths, outs):
+        try:
+            write(import_elf(p), o, compact)
+        except LinkError as e:
+            for x in e.diags:
+                d.error(x.message, *x.notes)
+            d.suppressed += e.suppressed
+    d.check()
+    return outs
