@@ -131,7 +131,10 @@ def symbols(ctx, lay: Layout, strtab: StrTab) -> tuple[np.ndarray, int]:
         rows["shndx"][pos] = shndx[idx]
         rows["value"][pos] = np.where(sec[idx] == UNDEF, 0, ctx.sym_addr[idx]).astype(np.uint64)
         rows["size"][pos] = ctx.sym_size[idx]
-    return np.concatenate((np.zeros(1, lay.sym), lr, gr)), 1 + len(lr)
+    # np.concatenate gives structured arrays native byte order: cast back for
+    # big-endian files.
+    rows = np.concatenate((np.zeros(1, lay.sym), lr, gr)).astype(lay.sym)
+    return rows, 1 + len(lr)
 
 
 def asmb2(ctx, out) -> None:
