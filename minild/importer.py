@@ -25,6 +25,7 @@ module does not know (GOT, PLT and TLS types in a static link among them).
 
 from __future__ import annotations
 
+import inspect
 import io
 import os
 
@@ -371,7 +372,7 @@ def _import(path: str, elf: ELFFile, data: bytes) -> Object:
         if rela:
             add = recs["addend"].astype(np.int64)
         else:
-            add = implicit_addends(a, htype, off, sec_data[tsec] or b"", where, d)
+            add = implicit_addends(a, htype, off, sym, sec_data[tsec] or b"", where, d)
         rs.append(np.full(len(recs), tsec, np.int32))
         ro.append(off)
         rt.append(htype.astype(np.int16))
@@ -486,13 +487,17 @@ def _reloc_name(code: int, elf: ELFFile) -> str:
     return f"{name} ({code})" if ok else f"#{code}"
 
 
-def implicit_addends(a: archreg.Arch, htype: np.ndarray, off: np.ndarray, data: bytes,
-                     where: str, d: Diagnostics) -> np.ndarray:
+def implicit_addends(a: archreg.Arch, htype: np.ndarray, off: np.ndarray, sym: np.ndarray,
+                     data: bytes, where: str, d: Diagnostics) -> np.ndarray:
     """implicit_addends reads REL addends from the places: plain data words here,
     instruction fields through the arch's hook."""
     hook = a.hook("implicit_addends")
     if hook is not None:
-        return np.asarray(hook(htype, off, data), np.int64)
+        # Optional parameters, passed when the hook names them: pairing rules
+        # (HI16/LO16) need the symbols, modules serving both byte orders the Arch.
+        params = inspect.signature(hook).parameters
+        extra = {k: v for k, v in (("symbols", sym), ("arch", a)) if k in params}
+        return np.asarray(hook(htype, off, data, **extra), np.int64)
     add = np.zeros(len(off), np.int64)
     buf = np.frombuffer(data, np.uint8)
     for t in np.unique(htype).tolist():

@@ -16,10 +16,13 @@ Optional hooks, each called only if the module defines it:
   adjust_relocs(ctx, relocs)
       after layout, before asmb: may rewrite the columns relocs.S/A/P (e.g. a
       PCREL_LO12 that names the label of its PCREL_HI20). Vectorized only.
-  implicit_addends(howto_idx, offsets, data) -> int64 array
+  implicit_addends(howto_idx, offsets, data[, symbols][, arch]) -> int64 array
       for `minild import` of REL objects: the addends stored in one section's
       places (relocations in file order), where a place is an instruction
-      field rather than a plain data word.
+      field rather than a plain data word. Every place is inside data. The
+      keyword parameters are passed only if the hook names them: symbols (per
+      relocation; equal for the same symbol) for pairing rules such as MIPS
+      HI16/LO16, arch (this Arch) for modules serving both byte orders.
 """
 
 from __future__ import annotations
