@@ -168,7 +168,10 @@ def read_object(path: str) -> Object:
         try:
             doc = _decoder.decode(buf)
         except msgspec.ValidationError as e:
-            raise fail(f"{path}: invalid object: {_msgspec_message(e)}")
+            m = _msgspec_message(e)
+            if "Missing required field `encoding`" in m or "Invalid value" in m and "encoding" in m:
+                m += ' (expected "encoding": "readable" or "compact")'
+            raise fail(f"{path}: invalid object: {m}")
         except msgspec.DecodeError as e:
             raise fail(f"{path}: not a minild object: {e}")
         finally:
@@ -196,7 +199,16 @@ def _msgspec_message(e: msgspec.ValidationError) -> str:
     msg = str(e)
     if " - at `" in msg:
         text, _, where = msg.rpartition(" - at `")
-        return f"{where.rstrip('`')}: {text}"
+        where = where.rstrip("`")
+        if text.startswith("Invalid enum value"):
+            # msgspec names the bad value; say which ones are good.
+            field = where.rpartition(".")[2]
+            allowed = {"kind": KINDS, "binding": BINDINGS, "type": TYPES}.get(field)
+            if allowed and not where.startswith("$.relocs"):
+                text += "; expected one of: " + ", ".join(allowed)
+        return f"{where}: {text}"
+    if "Expected `object`, got" in msg or "Invalid value" in msg:
+        return msg
     return msg
 
 

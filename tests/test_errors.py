@@ -1,0 +1,258 @@
+"""Bad input: each case gets one located error (file, JSON path or symbol, what
+was expected), exit status 1, no traceback, and the previous output file is
+left untouched with no temporary file beside it."""
+
+import base64
+import json
+import os
+import stat
+
+import pytest
+
+from conftest import EXAMPLES, minild
+
+HELLO = json.loads((EXAMPLES / "hello" / "amd64.obj").read_text())
+
+
+def obj(**changes):
+    """obj returns a copy of the amd64 hello object with top-level changes."""
+    o = json.loads(json.dumps(HELLO))
+    o.update(changes)
+    return o
+
+
+def sec(i, **changes):
+    o = obj()
+    o["sections"][i].update(changes)
+    return o
+
+
+def with_reloc(**r):
+    o = obj()
+    o["sections"][0]["relocs"] = [dict({"offset": 13, "type": "R_X86_64_PC32", "symbol": "msg",
+                                        "addend": -4}, **r)]
+    return o
+
+
+def b64(b):
+    return base64.b64encode(b).decode()
+
+
+COMPACT = {
+    "version": 1, "encoding": "compact", "arch": "amd64",
+    "sections": [{"name": ".text", "kind": "text", "data": b64(b"\x90" * 8)}],
+    "symbols": {"count": 1, "name": ["_start"], "section": b64((0).to_bytes(4, "little")),
+                "value": b64(bytes(8)), "size": b64(bytes(8)), "binding": b64(b"\x01"),
+                "type": b64(b"\x02")},
+    "relocs": {"count": 0, "types": [], "section": "", "offset": "", "type": "", "symbol": "",
+               "addend": ""},
+}
+
+
+def compact(**path_values):
+    o = json.loads(json.dumps(COMPACT))
+    for path, v in path_values.items():
+        group, _, field = path.partition("__")
+        if field:
+            o[group][field] = v
+        else:
+            o[group] = v
+    return o
+
+
+CASES = [
+    # name, file contents (str: raw text; dict: JSON), expected substrings of stderr
+    ("not-json", "this is not json", ["bad.obj", "not a minild object", "malformed"]),
+    ("empty-file", "", ["bad.obj", "not a minild object"]),
+    ("wrong-shape", obj(sections={"name": ".text"}), ["bad.obj", "$.sections", "array"]),
+    ("missing-field", {"version": 1, "encoding": "readable", "arch": "amd64"},
+     ["bad.obj", "sections"]),
+    ("unknown-field", obj(colour="blue"), ["bad.obj", "colour"]),
+    ("unknown-field-in-reloc", with_reloc(weight=3), ["bad.obj", "weight",
+                                                      "$.sections[0].relocs[0]"]),
+    ("bad-version", obj(version=7), ["bad.obj", "$.version", "7"]),
+    ("unknown-arch", obj(arch="vax"), ["bad.obj", "$.arch", "vax", "amd64"]),
+    ("bad-kind", sec(0, kind="code"), ["bad.obj", "$.sections[0].kind", "text"]),
+    ("bad-hex", sec(1, data="68 65 zz"), ["bad.obj", "$.sections[1].data", "bad hex"]),
+    ("bad-align", sec(0, align=3), ["bad.obj", "$.sections[0].align", "power of two"]),
+    ("bss-with-data", sec(1, kind="bss"), ["bad.obj", "$.sections[1]", "bss"]),
+    ("unknown-reloc-type", with_reloc(type="R_X86_64_GOTPCREL"),
+     ["bad.obj", "$.sections[0].relocs[0].type", "R_X86_64_GOTPCREL", "amd64"]),
+    ("reloc-outside-section", with_reloc(offset=31),
+     ["bad.obj", "$.sections[0].relocs[0].offset", "outside section .text"]),
+    ("symbol-outside-section",
+     obj(symbols=[{"name": "_start", "section": ".text"},
+                  {"name": "msg", "section": ".rodata", "value": 14, "binding": "local"}]),
+     ["bad.obj", "$.symbols[1].value", "msg", "outside section .rodata"]),
+    ("symbol-in-unknown-section",
+     obj(symbols=[{"name": "_start", "section": ".txt"}]),
+     ["bad.obj", "$.symbols[0].section", ".txt"]),
+    ("undefined-local", obj(symbols=[{"name": "_start", "section": ".text"},
+                                     {"name": "msg", "binding": "local"}]),
+     ["bad.obj", "$.symbols[1]", "local symbol 'msg'"]),
+    ("missing-entry", obj(symbols=[{"name": "main", "section": ".text"},
+                                   {"name": "msg", "section": ".rodata", "binding": "local"}]),
+     ["undefined entry symbol: _start"]),
+    ("undefined-symbol", with_reloc(symbol="nowhere"),
+     ["undefined symbol: nowhere", ">>> referenced by ", "bad.obj:(.text+0xd)"]),
+    ("compact-bad-base64", compact(sections=[{"name": ".text", "kind": "text", "data": "!!"}]),
+     ["bad.obj", "$.sections[0].data", "base64"]),
+    ("compact-short-column", compact(symbols__value=b64(bytes(4))),
+     ["bad.obj", "$.symbols.value", "expected 1 values of 8 bytes"]),
+    ("compact-symbol-outside", compact(symbols__value=b64((9).to_bytes(8, "little"))),
+     ["bad.obj", "$.symbols.value[0]", "_start", "outside section .text"]),
+    ("compact-unknown-reloc", compact(relocs={
+        "count": 1, "types": ["R_X86_64_TPOFF32"], "section": b64(bytes(4)),
+        "offset": b64(bytes(8)), "type": b64(bytes(2)), "symbol": b64(bytes(4)),
+        "addend": b64(bytes(8))}), ["bad.obj", "$.relocs.types[0]", "R_X86_64_TPOFF32"]),
+    ("compact-reloc-outside", compact(relocs={
+        "count": 1, "types": ["R_X86_64_64"], "section": b64(bytes(4)),
+        "offset": b64((4).to_bytes(8, "little")), "type": b64(bytes(2)),
+        "symbol": b64(bytes(4)), "addend": b64(bytes(8))}),
+     ["bad.obj", "$.relocs.offset[0]", "outside section .text"]),
+    ("compact-bad-symbol-index", compact(relocs={
+        "count": 1, "types": ["R_X86_64_32"], "section": b64(bytes(4)),
+        "offset": b64(bytes(8)), "type": b64(bytes(2)),
+        "symbol": b64((5).to_bytes(4, "little")), "addend": b64(bytes(8))}),
+     ["bad.obj", "$.relocs.symbol[0]", "no symbol 5"]),
+]
+
+
+def check_failed_link(tmp_path, p, out, before):
+    assert p.returncode == 1, p.stderr
+    assert "Traceback" not in p.stderr and "Traceback" not in p.stdout
+    assert p.stderr.startswith("error: ")
+    assert out.read_bytes() == before, "the previous output was changed"
+    left = [f for f in os.listdir(out.parent) if f.endswith(".tmp")]
+    assert left == [], f"temporary files left behind: {left}"
+
+
+@pytest.mark.parametrize("name,content,expect", CASES, ids=[c[0] for c in CASES])
+def test_bad_object(tmp_path, name, content, expect):
+    bad = tmp_path / "bad.obj"
+    bad.write_text(content if isinstance(content, str) else json.dumps(content))
+    out = tmp_path / "out"
+    out.write_bytes(b"previous output")
+    p = minild("link", bad, "-o", out, check=False)
+    check_failed_link(tmp_path, p, out, b"previous output")
+    for e in expect:
+        assert e in p.stderr, f"{e!r} not in:\n{p.stderr}"
+
+
+def test_mixed_arches(tmp_path):
+    out = tmp_path / "out"
+    out.write_bytes(b"old")
+    p = minild("link", EXAMPLES / "hello" / "amd64.obj", EXAMPLES / "hello" / "x86.obj", "-o",
+               out, check=False)
+    check_failed_link(tmp_path, p, out, b"old")
+    assert "x86.obj is incompatible with" in p.stderr and "amd64" in p.stderr
+
+
+def test_duplicate_symbol(tmp_path):
+    out = tmp_path / "out"
+    out.write_bytes(b"old")
+    h = EXAMPLES / "hello" / "amd64.obj"
+    p = minild("link", h, h, "-o", out, check=False)
+    check_failed_link(tmp_path, p, out, b"old")
+    assert "duplicate symbol: _start" in p.stderr
+    assert p.stderr.count(">>> defined at") == 2 and "amd64.obj:(.text+0x0)" in p.stderr
+
+
+def test_out_of_range_relocation(tmp_path):
+    # A 32-bit pc-relative reference to a symbol placed 4 GiB away (absolute).
+    o = with_reloc(symbol="far")
+    o["symbols"].append({"name": "far", "section": "*ABS*", "value": 0x200000000})
+    bad = tmp_path / "far.obj"
+    bad.write_text(json.dumps(o))
+    out = tmp_path / "out"
+    out.write_bytes(b"old")
+    p = minild("link", bad, "-o", out, check=False)
+    check_failed_link(tmp_path, p, out, b"old")
+    value = 0x200000000 - 4 - (0x401000 + 13)  # S + A - P
+    assert (f"far.obj:(.text+0xd): relocation R_X86_64_PC32 out of range: {value} is not in "
+            "[-2147483648, 2147483647]; references far") in p.stderr
+
+
+def test_all_errors_reported_together_and_capped(tmp_path):
+    objs = []
+    for i in range(25):
+        o = with_reloc(symbol=f"missing{i}")
+        o["symbols"][0]["name"] = f"start{i}"
+        f = tmp_path / f"o{i}.obj"
+        f.write_text(json.dumps(o))
+        objs.append(f)
+    p = minild("link", *objs, "-o", tmp_path / "out", "-e", "start0", check=False)
+    assert p.returncode == 1
+    assert p.stderr.count("undefined symbol: missing") == 20
+    assert "5 more not shown" in p.stderr
+
+
+def test_errors_of_several_files_together(tmp_path):
+    a, b = tmp_path / "a.obj", tmp_path / "b.obj"
+    a.write_text("{")
+    b.write_text(json.dumps(sec(1, data="zz")))
+    p = minild("link", a, b, "-o", tmp_path / "out", check=False)
+    assert p.returncode == 1
+    assert "a.obj: not a minild object" in p.stderr and "b.obj: $.sections[1].data" in p.stderr
+
+
+def test_missing_input_file(tmp_path):
+    p = minild("link", tmp_path / "nope.obj", "-o", tmp_path / "out", check=False)
+    assert p.returncode == 1 and "cannot open" in p.stderr and "nope.obj" in p.stderr
+
+
+def test_output_directory_missing(tmp_path):
+    out = tmp_path / "no" / "such" / "dir" / "out"
+    p = minild("link", EXAMPLES / "hello" / "amd64.obj", "-o", out, check=False)
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert f"cannot create output file {out}" in p.stderr and "No such file" in p.stderr
+
+
+def test_output_directory_not_writable(tmp_path):
+    d = tmp_path / "ro"
+    d.mkdir()
+    out = d / "out"
+    out.write_bytes(b"old")
+    if os.geteuid() == 0:
+        # root ignores permission bits: make the directory unwritable with a
+        # read-only bind mount when possible, else use a read-only file system.
+        target = "/proc/sys/minild-out"
+        p = minild("link", EXAMPLES / "hello" / "amd64.obj", "-o", target, check=False)
+        assert p.returncode == 1 and f"cannot create output file {target}" in p.stderr
+        assert "Traceback" not in p.stderr
+        return
+    d.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        p = minild("link", EXAMPLES / "hello" / "amd64.obj", "-o", out, check=False)
+    finally:
+        d.chmod(0o755)
+    assert p.returncode == 1 and "cannot create output file" in p.stderr
+    assert out.read_bytes() == b"old"
+
+
+def test_output_is_a_directory(tmp_path):
+    out = tmp_path / "adir"
+    out.mkdir()
+    p = minild("link", EXAMPLES / "hello" / "amd64.obj", "-o", out, check=False)
+    assert p.returncode == 1 and "cannot write output file" in p.stderr
+    assert [f for f in os.listdir(tmp_path) if f.endswith(".tmp")] == []
+
+
+@pytest.mark.parametrize("args,expect", [
+    (["link"], "Missing argument"),
+    (["link", "x.obj", "-j", "0"], "-j"),
+    (["link", "x.obj", "-T", "zzz"], "not a number"),
+    (["link", "x.obj", "--map-format", "yaml"], "yaml"),
+    (["frobnicate"], "No such command"),
+])
+def test_usage_errors_exit_2(args, expect):
+    p = minild(*args, check=False)
+    assert p.returncode == 2 and expect in p.stderr and "Traceback" not in p.stderr
+
+
+def test_bad_round_and_headtype(tmp_path):
+    h = EXAMPLES / "hello" / "amd64.obj"
+    p = minild("link", h, "-o", tmp_path / "o", "-R", "0x1001", check=False)
+    assert p.returncode == 1 and "power of two" in p.stderr
+    p = minild("link", h, "-o", tmp_path / "o", "-H", "coff", check=False)
+    assert p.returncode == 1 and "unknown header type 'coff'" in p.stderr
