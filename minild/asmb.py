@@ -115,5 +115,7 @@ def report(ctx, d: Diagnostics, p: Problem, k: int, v: int) -> None:
         d.error(f"{where}: relocation {h.name} out of range: {v} is not in [{lo}, {hi}]; "
                 f"references {target}", *ctx.defined_in(k))
     else:
-        d.error(f"{where}: improper alignment for relocation {h.name}: {v:#x} is not aligned "
-                f"to {h.align} bytes", *ctx.defined_in(k))
+        # lld prints the value as a 64-bit unsigned hex number (a branch back is 0xFFFF...).
+        d.error(f"{where}: improper alignment for relocation {h.name}: "
+                f"0x{v & 0xFFFFFFFFFFFFFFFF:X} is not aligned to {h.align} bytes",
+                *ctx.defined_in(k))
