@@ -14,6 +14,7 @@ Everything a phase needs travels in the Link context; there are no globals.
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -242,6 +243,7 @@ def loadlib(ctx: Link) -> None:
 
     ctx.sym_obj = np.repeat(np.arange(len(objs), dtype=np.int32), nsym)
     ctx.sym_name = [n for o in objs for n in o.sym_name]
+    ctx.sym_name_arr = np.array(ctx.sym_name, dtype=object)  # for C-speed gathers by index
     ssec = cat("sym_sec").astype(np.int64)
     ctx.sym_sec = np.where(ssec >= 0, ssec + np.repeat(secbase, nsym), ssec)
     ctx.sym_value, ctx.sym_size = cat("sym_value"), cat("sym_size")
@@ -268,8 +270,9 @@ def resolve(ctx: Link) -> None:
     res = np.arange(n, dtype=np.int64)
     defined = sec != UNDEF
     strong_idx = np.flatnonzero((bind == GLOBAL) & defined).tolist()
-    table = dict(zip([names[i] for i in strong_idx], strong_idx))
-    if len(table) != len(strong_idx):
+    table = dict(zip(ctx.sym_name_arr[strong_idx].tolist(), strong_idx))
+    dups_found = len(table) != len(strong_idx)
+    if dups_found:
         first: dict[str, int] = {}
         dups: dict[str, list[int]] = {}
         for i in strong_idx:
@@ -285,21 +288,34 @@ def resolve(ctx: Link) -> None:
     for i in np.flatnonzero((bind == WEAK) & defined).tolist():
         table.setdefault(names[i], i)
 
+    # Entries that may not be their own definition: undefined ones and weak ones.
+    # The lookups run in C (map over an object array), one per symbol entry.
+    arr = ctx.sym_name_arr
+    look = np.flatnonzero((bind != LOCAL) & ((sec == UNDEF) | (bind == WEAK)))
+    res[look] = np.fromiter(map(table.get, arr[look].tolist(), itertools.repeat(-1)),
+                            np.int64, len(look))
+    if dups_found:
+        # A strong duplicate resolves to the first definition.
+        dupl = np.flatnonzero((bind == GLOBAL) & (sec != UNDEF))
+        res[dupl] = np.fromiter(map(table.__getitem__, arr[dupl].tolist()), np.int64, len(dupl))
+
     # Linker-defined symbols, for names referred to and defined by no object.
-    undef = np.flatnonzero((bind != LOCAL) & ~defined)
     ctx.linker_symbols = dict(LINKER_SYMBOLS)
     arch_syms = ctx.arch.hook("linker_symbols")
     if arch_syms is not None:
         ctx.linker_symbols.update(arch_syms())
-    extra = sorted({names[i] for i in undef.tolist()
-                    if names[i] in ctx.linker_symbols and names[i] not in table})
+    unresolved = look[res[look] < 0]
+    extra = sorted({names[i] for i in unresolved.tolist() if names[i] in ctx.linker_symbols})
+    ctx.linker_defined = {}
     if extra:
         ctx.objects.append(Object.empty("<internal>", ctx.arch.name))
         k = len(ctx.objects) - 1
-        for name in extra:
-            table[name] = len(names)
-            names.append(name)
         m = len(extra)
+        for j, name in enumerate(extra):
+            table[name] = n + j
+            ctx.linker_defined[name] = n + j
+        names.extend(extra)
+        ctx.sym_name_arr = np.concatenate((arr, np.array(extra, object)))
         ctx.sym_obj = np.concatenate((ctx.sym_obj, np.full(m, k, np.int32)))
         ctx.sym_sec = np.concatenate((ctx.sym_sec, np.full(m, ABS)))
         ctx.sym_value = np.concatenate((ctx.sym_value, np.zeros(m, np.int64)))
@@ -308,17 +324,7 @@ def resolve(ctx: Link) -> None:
         ctx.sym_type = np.concatenate((ctx.sym_type, np.zeros(m, np.uint8)))
         res = np.concatenate((res, np.arange(n, n + m)))
         bind, sec = ctx.sym_bind, ctx.sym_sec
-        ctx.linker_defined = {name: n + j for j, name in enumerate(extra)}
-    else:
-        ctx.linker_defined = {}
-
-    # Entries that may not be their own definition: undefined ones and weak ones.
-    look = np.flatnonzero((bind != LOCAL) & ((sec == UNDEF) | (bind == WEAK)))
-    res[look] = [table.get(names[i], -1) for i in look.tolist()]
-    # A strong duplicate resolves to the first definition.
-    dupl = np.flatnonzero((bind == GLOBAL) & (sec != UNDEF))
-    if len(table) and len(dupl) != len(set(names[i] for i in dupl.tolist())):
-        res[dupl] = [table[names[i]] for i in dupl.tolist()]
+        res[unresolved] = [table.get(names[i], -1) for i in unresolved.tolist()]
     ctx.sym_res = res
     ctx.globals = table
 

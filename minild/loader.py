@@ -268,6 +268,8 @@ def _from_readable(path: str, doc: Readable, a: archreg.Arch, d: Diagnostics) ->
     byname: dict[str, int] = {}
     for i, s in enumerate(doc.symbols):
         where = f"{path}: $.symbols[{i}]"
+        if "\0" in s.name:
+            d.error(f"{where}.name: a symbol name may not contain NUL")
         if s.section is None:
             si = UNDEF
             if s.binding == "local":
@@ -371,6 +373,9 @@ def _from_compact(path: str, doc: Compact, a: archreg.Arch, d: Diagnostics) -> O
     ns = sy.count
     if len(sy.name) != ns:
         d.error(f"{path}: $.symbols.name: expected {ns} names, got {len(sy.name)}")
+    if "\0" in "".join(sy.name):
+        i = next(k for k, n in enumerate(sy.name) if "\0" in n)
+        d.error(f"{path}: $.symbols.name[{i}]: a symbol name may not contain NUL")
     col = lambda n: _column(path, "symbols", n, getattr(sy, n), ns, d)  # noqa: E731
     ssec, sval, ssize = col("section"), col("value"), col("size")
     sbind, stype = col("binding"), col("type")

@@ -85,12 +85,15 @@ class StrTab:
         return off
 
     def add_many(self, names: list[str]) -> np.ndarray:
-        enc = [n.encode() for n in names]
-        lens = np.fromiter((len(b) + 1 for b in enc), np.int64, len(enc))
-        offs = self.size + np.concatenate(([0], np.cumsum(lens)[:-1])) if len(enc) else lens
-        if enc:
-            self.parts.append(b"\0".join(enc) + b"\0")
-            self.size += int(lens.sum())
+        """add_many adds names (which hold no NUL: the loader checks) and returns
+        their offsets, found from the NULs of one joined blob: no per-name work."""
+        if not names:
+            return np.zeros(0, np.int64)
+        blob = ("\0".join(names) + "\0").encode()
+        ends = np.flatnonzero(np.frombuffer(blob, np.uint8) == 0)
+        offs = self.size + np.concatenate(([0], ends[:-1] + 1))
+        self.parts.append(blob)
+        self.size += len(blob)
         return offs
 
     def bytes(self) -> bytes:
@@ -102,9 +105,10 @@ def symbols(ctx, lay: Layout, strtab: StrTab) -> tuple[np.ndarray, int]:
     bind, typ, sec = ctx.sym_bind, ctx.sym_type, ctx.sym_sec
     sec_shndx = np.array([o.shndx for o in ctx.outsections] + [0], np.int64)[ctx.sec_out]
     shndx = np.where(sec >= 0, sec_shndx[np.maximum(sec, 0)], np.where(sec == ABS, SHN_ABS, 0))
-    named = np.fromiter((len(n) > 0 for n in ctx.sym_name), bool, len(ctx.sym_name))
+    arr = ctx.sym_name_arr
     placed = (sec < 0) | (ctx.sec_out[np.maximum(sec, 0)] >= 0)  # -s drops DWARF sections
-    loc = np.flatnonzero((bind == LOCAL) & (typ != SECTION_TYPE) & named & placed)
+    loc = np.flatnonzero((bind == LOCAL) & (typ != SECTION_TYPE) & placed)
+    loc = loc[np.fromiter(map(len, arr[loc].tolist()), np.int64, len(loc)) > 0]  # unnamed: out
     glob = np.flatnonzero((bind != LOCAL) & (ctx.sym_res == np.arange(len(bind))) & placed)
     # Undefined weak symbols stay in the table, once per name, as GNU ld keeps them.
     uw = np.flatnonzero((bind == WEAK) & (ctx.sym_res < 0))
@@ -126,7 +130,7 @@ def symbols(ctx, lay: Layout, strtab: StrTab) -> tuple[np.ndarray, int]:
     lr["shndx"][fpos] = SHN_ABS
     gr = np.zeros(len(glob), lay.sym)
     for rows, pos, idx in ((lr, spos, loc), (gr, np.arange(len(glob)), glob)):
-        rows["name"][pos] = strtab.add_many([ctx.sym_name[i] for i in idx.tolist()])
+        rows["name"][pos] = strtab.add_many(arr[idx].tolist())
         rows["info"][pos] = (bind[idx].astype(np.uint8) << 4) | typ[idx]
         rows["shndx"][pos] = shndx[idx]
         rows["value"][pos] = np.where(sec[idx] == UNDEF, 0, ctx.sym_addr[idx]).astype(np.uint64)
