@@ -118,4 +118,4 @@ def report(ctx, d: Diagnostics, p: Problem, k: int, v: int) -> None:
         # lld prints the value as a 64-bit unsigned hex number (a branch back is 0xFFFF...).
         d.error(f"{where}: improper alignment for relocation {h.name}: "
                 f"0x{v & 0xFFFFFFFFFFFFFFFF:X} is not aligned to {h.align} bytes",
-                *ctx.defined_in(k))
+                f"references {target}", *ctx.defined_in(k))  # lld's line names no symbol
