@@ -292,7 +292,8 @@ def _from_readable(path: str, doc: Readable, a: archreg.Arch, d: Diagnostics) ->
             d.error(f"{where}: value or size out of range")
         names.append(s.name)
         ssec.append(si)
-        sval.append(s.value)
+        # Negative values (an absolute `.set x, -16`) are kept as their 64-bit pattern.
+        sval.append(s.value % (1 << 64))
         ssize.append(max(s.size, 0))
         sbind.append(BINDINGS.index(s.binding))
         stype.append(TYPES.index(s.type))
