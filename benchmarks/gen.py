@@ -1,0 +1,164 @@
+"""gen: write the synthetic benchmark program (program.py) as GNU assembly.
+
+One file per function object (o<k>.s) and main.s; the runner assembles them
+with GNU as and links the .o files with every linker. Deterministic from the
+seed. Usage:
+
+    python benchmarks/gen.py --size medium -o /tmp/bench/medium
+    python benchmarks/gen.py --funcs 1000 --objects 10 -o DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from program import BSS_SLOTS, SIZES, Program, build, checksum_line  # noqa: E402
+
+
+def function(p: Program, i: int) -> str:
+    """function is the text of f<i>; the order of instructions is the model's."""
+    k = p.obj_of(i)
+    c = p.callees[i].tolist()
+    mix = "\timulq $31, %rbx, %rbx\n\taddq %rax, %rbx\n"
+    body = [f"\t.globl f{i}\n\t.type f{i}, @function\n\t.p2align 4\nf{i}:\n"
+            "\tpushq %rbx\n\tpushq %r12\n\tmovl %edi, %r12d\n"
+            f"\tmovq .Lk{i}(%rip), %rbx\n"
+            f"\taddq %rbx, b{k}+{8 * int(p.own_slot[i])}(%rip)\n"
+            f"\taddq %rbx, b{int(p.other_obj[i])}+{8 * int(p.other_slot[i])}(%rip)\n"
+            f"\ttestl %r12d, %r12d\n\tjz .Lr{i}\n"]
+    for j in c[:p.calls]:
+        body.append(f"\txorl %edi, %edi\n\tcall f{j}\n{mix}")
+    body.append(f"\tleaq f{c[p.calls]}(%rip), %rcx\n\txorl %edi, %edi\n\tcall *%rcx\n{mix}")
+    body.append(f"\tmovq .Lp{i}(%rip), %rcx\n\txorl %edi, %edi\n\tcall *%rcx\n{mix}")
+    body.append(f".Lr{i}:\n\tmovq %rbx, %rax\n\tpopq %r12\n\tpopq %rbx\n\tret\n"
+                f"\t.size f{i}, .-f{i}\n")
+    return "".join(body)
+
+
+def object_source(p: Program, k: int) -> str:
+    lo, hi = k * p.per, (k + 1) * p.per
+    out = ["\t.text\n"]
+    out += [function(p, i) for i in range(lo, hi)]
+    out.append("\t.section .rodata\n\t.p2align 3\n")
+    out += [f".Lk{i}:\n\t.quad {int(p.K[i])}\n.Lp{i}:\n\t.quad f{int(p.callees[i, -1])}\n"
+            for i in range(lo, hi)]
+    out.append(f"\t.data\n\t.globl t{k}\n\t.p2align 3\nt{k}:\n")
+    row = "".join(f"\t.quad f{i}\n" for i in range(lo, hi))
+    out.append(row * p.table_reps)
+    out.append(f"\t.size t{k}, .-t{k}\n")
+    out.append(f"\t.bss\n\t.globl b{k}\n\t.p2align 3\nb{k}:\n\t.zero {8 * BSS_SLOTS}\n"
+               f"\t.size b{k}, .-b{k}\n")
+    return "".join(out)
+
+
+def main_source(p: Program) -> str:
+    n = p.per * p.table_reps
+    runs = "".join(f"\tleaq t{k}(%rip), %rdi\n\tmovl ${n}, %esi\n\tcall run_table\n"
+                   for k in range(p.objects))
+    folds = "".join(f"\tleaq b{k}(%rip), %rdi\n\tcall sum_bss\n" for k in range(p.objects))
+    return f"""\t.text
+\t.globl _start, run_table, sum_bss
+_start:
+\txorl %r15d, %r15d
+{runs}{folds}\tleaq hexdigits(%rip), %rsi
+\tleaq outbuf(%rip), %rdi
+\tmovq %r15, %rax
+\tmovl $16, %ecx
+1:\tmovl %eax, %edx
+\tandl $15, %edx
+\tmovb (%rsi,%rdx), %dl
+\tmovb %dl, -1(%rdi,%rcx)
+\tshrq $4, %rax
+\tdecl %ecx
+\tjnz 1b
+\tmovb $10, 16(%rdi)
+\tmovq %rdi, %rsi
+\tmovl $1, %edi
+\tmovl $17, %edx
+\tmovl $1, %eax
+\tsyscall
+\tmovl %r15d, %edi
+\tandl $255, %edi
+\tmovl $60, %eax
+\tsyscall
+
+# run_table(rdi = table, esi = entries): acc = acc*33 + entry(1) for each entry.
+run_table:
+\tpushq %rbx
+\tpushq %r12
+\tmovq %rdi, %rbx
+\tmovl %esi, %r12d
+2:\tmovl $1, %edi
+\tcall *(%rbx)
+\timulq $33, %r15, %r15
+\taddq %rax, %r15
+\taddq $8, %rbx
+\tdecl %r12d
+\tjnz 2b
+\tpopq %r12
+\tpopq %rbx
+\tret
+
+# sum_bss(rdi = array of {BSS_SLOTS} quadwords): acc = acc*33 + slot for each slot.
+sum_bss:
+\tmovl ${BSS_SLOTS}, %ecx
+3:\timulq $33, %r15, %r15
+\taddq (%rdi), %r15
+\taddq $8, %rdi
+\tdecl %ecx
+\tjnz 3b
+\tret
+
+\t.section .rodata
+hexdigits:
+\t.ascii "0123456789abcdef"
+\t.bss
+outbuf:
+\t.zero 24
+"""
+
+
+def write(p: Program, outdir: str, seed: int) -> dict:
+    """write writes the sources and manifest.json (sizes, expected output); returns it."""
+    os.makedirs(outdir, exist_ok=True)
+    names = []
+    for k in range(p.objects):
+        names.append(f"o{k}.s")
+        with open(os.path.join(outdir, names[-1]), "w") as f:
+            f.write(object_source(p, k))
+    names.append("main.s")
+    with open(os.path.join(outdir, "main.s"), "w") as f:
+        f.write(main_source(p))
+    stdout, status = checksum_line(p)
+    m = {"funcs": p.funcs, "objects": p.objects + 1, "calls": p.calls,
+         "table_reps": p.table_reps, "seed": seed, "relocations": p.relocations(),
+         "sources": names, "stdout": stdout.decode(), "status": status}
+    with open(os.path.join(outdir, "manifest.json"), "w") as f:
+        json.dump(m, f, indent=1)
+    return m
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--size", choices=SIZES, help="a named size (sets --funcs, --objects)")
+    ap.add_argument("--funcs", type=int, default=1000)
+    ap.add_argument("--objects", type=int, default=10, help="function objects (+1 main)")
+    ap.add_argument("--calls", type=int, default=3, help="direct calls per function")
+    ap.add_argument("--table-reps", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("-o", "--outdir", required=True)
+    a = ap.parse_args(argv)
+    funcs, objects = SIZES[a.size] if a.size else (a.funcs, a.objects)
+    p = build(funcs, objects, a.seed, a.calls, a.table_reps)
+    m = write(p, a.outdir, a.seed)
+    print(f"{a.outdir}: {m['objects']} sources, {m['funcs']} functions, "
+          f"{m['relocations']} relocations, expected {m['stdout'].strip()}")
+
+
+if __name__ == "__main__":
+    main()
