@@ -28,10 +28,11 @@ from __future__ import annotations
 import inspect
 import io
 import os
+import re
 
 import numpy as np
 from elftools.common.exceptions import ELFError
-from elftools.elf.descriptions import describe_reloc_type
+from elftools.elf.descriptions import describe_reloc_type, describe_sh_type
 from elftools.elf.elffile import ELFFile
 
 from . import arch as archreg
@@ -70,8 +71,11 @@ _HINTS = (
 )
 
 
+_DROPPED = re.compile("(?:" + "|".join(re.escape(p) for p in DROPPED) + r")(?:\.|$)")
+
+
 def _dropped(name: str) -> bool:
-    return any(name == p or name.startswith(p + ".") for p in DROPPED)
+    return _DROPPED.match(name) is not None
 
 
 def find_arch(machine: int, elf_class: int, order: str) -> archreg.Arch:
@@ -166,10 +170,8 @@ def _import(path: str, elf: ELFFile, data: bytes) -> Object:
     except KeyError:
         raise fail(f"{path}: no minild arch for machine {h['e_machine']} ({machine}), "
                    f"ELF{elf.elfclass} {'little' if order == '<' else 'big'}-endian")
-    sections = list(elf.iter_sections())
-    shdrs = [s.header for s in sections]
-    names = [s.name for s in sections]
-    types = [_sht(s["sh_type"]) for s in shdrs]
+    shdrs, names = _section_headers(data, h, elf.elfclass, order, path)
+    types = [s["sh_type"] for s in shdrs]
 
     # Which sections come through, and as what.
     kept = np.full(len(shdrs) + 1, -1, np.int64)   # ELF section index -> minild index
@@ -192,7 +194,7 @@ def _import(path: str, elf: ELFFile, data: bytes) -> Object:
                      SHT_PREINIT_ARRAY):
             if fl & SHF_ALLOC:
                 # Leaving out an allocated section could change what the program does.
-                why = f"allocated section of type {s['sh_type']} is not supported"
+                why = f"allocated section of type {describe_sh_type(t)} is not supported"
             else:
                 continue
         elif fl & SHF_TLS:
@@ -440,15 +442,45 @@ def _fresh(name: str, taken) -> str:
     return f"{name}#{c}"
 
 
-_SHT = {"SHT_PROGBITS": SHT_PROGBITS, "SHT_SYMTAB": SHT_SYMTAB, "SHT_RELA": SHT_RELA,
-        "SHT_NOBITS": SHT_NOBITS, "SHT_REL": SHT_REL, "SHT_GROUP": SHT_GROUP,
-        "SHT_INIT_ARRAY": SHT_INIT_ARRAY, "SHT_FINI_ARRAY": SHT_FINI_ARRAY,
-        "SHT_PREINIT_ARRAY": SHT_PREINIT_ARRAY, "SHT_SYMTAB_SHNDX": SHT_SYMTAB_SHNDX}
+_SHDR_FIELDS = ("sh_name", "sh_type", "sh_flags", "sh_addr", "sh_offset", "sh_size", "sh_link",
+                "sh_info", "sh_addralign", "sh_entsize")
 
 
-def _sht(t) -> int:
-    # pyelftools decodes section types it knows to names; others stay numbers.
-    return t if isinstance(t, int) else _SHT.get(t, -1)
+def _section_headers(data: bytes, h, elf_class: int, order: str,
+                     path: str) -> tuple[list[dict], list[str]]:
+    """_section_headers reads the section header table with numpy (pyelftools
+    builds a construct parser run per header: seconds for the 65000 sections
+    of a -ffunction-sections object) and the names from .shstrtab."""
+    w = order + ("u8" if elf_class == 64 else "u4")
+    u4 = order + "u4"
+    dt = np.dtype([(n, u4 if n in ("sh_name", "sh_type", "sh_link", "sh_info") else w)
+                   for n in _SHDR_FIELDS])
+    shoff, shnum, shstrndx = int(h["e_shoff"]), int(h["e_shnum"]), int(h["e_shstrndx"])
+    if shoff == 0:
+        return [], []
+    if int(h["e_shentsize"]) != dt.itemsize:
+        raise fail(f"{path}: malformed ELF object: e_shentsize {h['e_shentsize']}, expected "
+                   f"{dt.itemsize}")
+    if shoff + dt.itemsize > len(data):
+        raise fail(f"{path}: malformed ELF object: section headers at {shoff:#x} lie past "
+                   f"the end of the file ({len(data)} bytes)")
+    first = np.frombuffer(data, dt, 1, shoff)[0]
+    # Extended numbering (ELF gABI): past 0xff00 sections, section 0 holds the
+    # real count (sh_size) and the real .shstrtab index (sh_link).
+    if shnum == 0:
+        shnum = int(first["sh_size"])
+    if shstrndx == SHN_XINDEX:
+        shstrndx = int(first["sh_link"])
+    if shoff + shnum * dt.itemsize > len(data):
+        raise fail(f"{path}: malformed ELF object: {shnum} section headers at {shoff:#x} lie "
+                   f"past the end of the file ({len(data)} bytes)")
+    table = np.frombuffer(data, dt, shnum, shoff)
+    shdrs = [dict(zip(_SHDR_FIELDS, row)) for row in table.tolist()]
+    if not 0 < shstrndx < shnum:
+        return shdrs, [""] * shnum
+    st = shdrs[shstrndx]
+    blob = data[st["sh_offset"]:st["sh_offset"] + st["sh_size"]]
+    return shdrs, _strings(blob, table["sh_name"])
 
 
 def _machine_number(data: bytes, order: str) -> int:
