@@ -1,0 +1,184 @@
+"""ppc64: 64-bit PowerPC, ELFv2 ABI (OpenPOWER psABI), both byte orders.
+
+ppc64le and ppc64 (big-endian) both link as ELFv2 (e_flags 2): the entry is a
+plain code address, not an ELFv1 function descriptor. qemu-ppc64 and the Linux
+kernel run ELFv2 big-endian files (they set r12 to the entry, as for an
+indirect call); objects for ppc64 come from `as` with `.abiversion 2` or from
+`gcc -mabi=elfv2`. BE ELFv1 objects (with .opd descriptors) are not supported.
+
+Relocations (RELA). 16-bit fields are named by the offset of the halfword itself
+(instruction + 2 on big-endian, + 0 on little-endian), so they are plain 2-byte
+places in either byte order. #lo(x) = x & 0xffff, #hi(x) = x >> 16,
+#ha(x) = (x + 0x8000) >> 16 (the high part for an addi/ld that sign-extends the
+low part), #higher(a) = x >> 32, #highest(a) = x >> 48 (+ 0x8000 first):
+  R_PPC64_ADDR64, ADDR32, ADDR16   S + A    data words; 32 and 16 fit signed or unsigned
+  R_PPC64_ADDR16_LO/HI/HA          S + A    half16 #lo/#hi/#ha; HI and HA fit 32 bits signed
+  R_PPC64_ADDR16_HIGH/HIGHA        S + A    #hi/#ha, unchecked
+  R_PPC64_ADDR16_HIGHER(A)/HIGHEST(A)  S + A   bits 32-47 / 48-63 (lis;ori;sldi;oris;ori)
+  R_PPC64_ADDR16_DS, ADDR16_LO_DS  S + A    DS-form (ld/std): low 2 bits of the
+                                   instruction kept, the value must be 4-aligned; DS fits signed 16
+  R_PPC64_REL24                    S + A - P  b/bl: bits 6-29, +-32 MB, 4-aligned
+  R_PPC64_REL14(_BRTAKEN/_BRNTAKEN) S + A - P  bc: bits 16-29, +-32 KB, 4-aligned; the
+                                   hint bits are left as the assembler wrote them (as lld does)
+  R_PPC64_REL64, REL32, REL16      S + A - P  data words (switch tables); 32/16 signed
+  R_PPC64_REL16_LO/HI/HA           S + A - P  half16; the ELFv2 global entry's
+                                   addis r2,r12,.TOC.-f@ha / addi r2,r2,.TOC.-f@l
+  R_PPC64_TOC16(_LO/_HI/_HA/_DS/_LO_DS)  S + A - .TOC.  TOC-relative data access
+  R_PPC64_TOC                      .TOC. + A   doubleword
+.TOC. (the TOC base r2 holds) is the start of the data segment + 0x8000, so
+TOC16 and TOC16_DS (+-32 KB) reach the first 64 KB of data and the @ha/@l pairs
+gcc emits (medium code model) reach +-2 GB.
+
+Local entry points: an ELFv2 function that sets up r2 starts with that two-
+instruction global entry, and direct calls (REL24, REL14) must skip it: their
+caller already has r2, and r12 (which the global entry reads) is not set. ELF
+says so in st_other (.localentry); minild objects have no st_other, so the
+linker recognises the global entry by its relocations: a REL16_HA against
+.TOC. at the function's first word and a REL16_LO against .TOC. at the second.
+A branch to such a word goes 8 bytes on (the offset gcc and GNU as use). Other
+global-entry shapes (e.g. the large model's ld r2,-8(r12)) are not recognised.
+GOT-, PLT- and TLS-relative types need tables a static minild link does not
+build: they are unknown types here and rejected at load time.
+"""
+
+import numpy as np
+
+from ..reloc import Howto, absolute, either, none, pcrel, signed
+
+ELF_MACHINE = 21          # EM_PPC64
+ELF_CLASS = 64
+ORDER = ">"
+ELF_FLAGS = 2             # EF_PPC64_ABI = 2: ELFv2 (qemu treats 0 and 1 as ELFv1)
+PAGE_SIZE = 0x10000       # GNU ld's max page size: runs on 4K and 64K-page kernels
+TEXT_ADDR = 0x10001000    # headers at 0x10000000 (GNU ld's base), text one 4K page on
+PAD = b"\x7f\xe0\x00\x08"  # trap (tw 31,0,0): a stray jump into padding traps
+RELA = True
+
+TOC_BIAS = 0x8000         # .TOC. sits this far past the start of the TOC area
+LOCAL_ENTRY = 8           # the two-instruction global entry that direct calls skip
+
+
+def variant(name: str) -> dict:
+    if name == "ppc64le":
+        return {"ORDER": "<", "PAD": PAD[::-1]}
+    return {}
+
+
+def _u(v):
+    return v.astype(np.uint64)
+
+
+def _half(shift: int, adjust: bool):
+    """_half returns an insert for a half16 field: (value [+ 0x8000]) >> shift."""
+    bias = 0x8000 if adjust else 0
+
+    def insert(old, value):
+        return _u((value + bias) >> shift) & np.uint64(0xFFFF)
+    return insert
+
+
+def _keep(mask: int):
+    """_keep returns an insert that puts the value's bits under mask into the
+    place and keeps the instruction's other bits (opcode, registers, hints)."""
+    m = np.uint64(mask)
+
+    def insert(old, value):
+        return (old & ~m) | (_u(value) & m)
+    return insert
+
+
+def toc(S, A, P):
+    """S + A - .TOC.: adjust_relocs has put .TOC. where P was."""
+    return S + A - P
+
+
+def tocbase(S, A, P):
+    """.TOC. + A (R_PPC64_TOC): P holds .TOC., as for toc()."""
+    return P + A
+
+
+lo, hi, ha = _half(0, False), _half(16, False), _half(16, True)
+higher, highera = _half(32, False), _half(32, True)
+highest, highesta = _half(48, False), _half(48, True)
+ds = _keep(0xFFFC)          # DS-form: the low 2 bits belong to the opcode
+b24 = _keep(0x03FFFFFC)     # I-form (b, bl): LI field; AA and LK kept
+b14 = _keep(0x0000FFFC)     # B-form (bc): BD field; AA and LK kept
+S32 = signed(32)
+HA32 = (S32[0] - 0x8000, S32[1] - 0x8000)   # #ha fits 16 bits signed: x + 0x8000 fits 32
+
+HOWTOS = [
+    Howto("R_PPC64_NONE", 0, 0, none),
+    Howto("R_PPC64_ADDR32", 1, 4, absolute, either(32)),
+    Howto("R_PPC64_ADDR16", 3, 2, absolute, either(16)),
+    Howto("R_PPC64_ADDR16_LO", 4, 2, absolute, None, 1, lo),
+    Howto("R_PPC64_ADDR16_HI", 5, 2, absolute, S32, 1, hi),
+    Howto("R_PPC64_ADDR16_HA", 6, 2, absolute, HA32, 1, ha),
+    Howto("R_PPC64_REL24", 10, 4, pcrel, signed(26), 4, b24),
+    Howto("R_PPC64_REL14", 11, 4, pcrel, signed(16), 4, b14),
+    Howto("R_PPC64_REL14_BRTAKEN", 12, 4, pcrel, signed(16), 4, b14),
+    Howto("R_PPC64_REL14_BRNTAKEN", 13, 4, pcrel, signed(16), 4, b14),
+    Howto("R_PPC64_REL32", 26, 4, pcrel, S32),
+    Howto("R_PPC64_ADDR64", 38, 8, absolute),
+    Howto("R_PPC64_ADDR16_HIGHER", 39, 2, absolute, None, 1, higher),
+    Howto("R_PPC64_ADDR16_HIGHERA", 40, 2, absolute, None, 1, highera),
+    Howto("R_PPC64_ADDR16_HIGHEST", 41, 2, absolute, None, 1, highest),
+    Howto("R_PPC64_ADDR16_HIGHESTA", 42, 2, absolute, None, 1, highesta),
+    Howto("R_PPC64_REL64", 44, 8, pcrel),
+    Howto("R_PPC64_TOC16", 47, 2, toc, signed(16)),
+    Howto("R_PPC64_TOC16_LO", 48, 2, toc, None, 1, lo),
+    Howto("R_PPC64_TOC16_HI", 49, 2, toc, S32, 1, hi),
+    Howto("R_PPC64_TOC16_HA", 50, 2, toc, HA32, 1, ha),
+    Howto("R_PPC64_TOC", 51, 8, tocbase),
+    Howto("R_PPC64_ADDR16_DS", 56, 2, absolute, signed(16), 4, ds),
+    Howto("R_PPC64_ADDR16_LO_DS", 57, 2, absolute, None, 4, ds),
+    Howto("R_PPC64_TOC16_DS", 63, 2, toc, signed(16), 4, ds),
+    Howto("R_PPC64_TOC16_LO_DS", 64, 2, toc, None, 4, ds),
+    Howto("R_PPC64_ADDR16_HIGH", 110, 2, absolute, None, 1, hi),
+    Howto("R_PPC64_ADDR16_HIGHA", 111, 2, absolute, None, 1, ha),
+    Howto("R_PPC64_REL16", 249, 2, pcrel, signed(16)),
+    Howto("R_PPC64_REL16_LO", 250, 2, pcrel, None, 1, lo),
+    Howto("R_PPC64_REL16_HI", 251, 2, pcrel, S32, 1, hi),
+    Howto("R_PPC64_REL16_HA", 252, 2, pcrel, HA32, 1, ha),
+]
+
+_INDEX = {h.name: i for i, h in enumerate(HOWTOS)}
+_TOC_RELATIVE = [_INDEX[n] for n in ("R_PPC64_TOC16", "R_PPC64_TOC16_LO", "R_PPC64_TOC16_HI",
+                                     "R_PPC64_TOC16_HA", "R_PPC64_TOC16_DS",
+                                     "R_PPC64_TOC16_LO_DS", "R_PPC64_TOC")]
+_BRANCHES = [_INDEX[n] for n in ("R_PPC64_REL24", "R_PPC64_REL14", "R_PPC64_REL14_BRTAKEN",
+                                 "R_PPC64_REL14_BRNTAKEN")]
+
+
+def toc_base(ctx) -> int:
+    """toc_base is .TOC.: 0x8000 past the start of the data segment (where .toc
+    sections land), or past the end of the image when there is no data."""
+    start = next((seg.sections[0].addr for seg in ctx.segments
+                  if seg.name == "data" and seg.sections), None)
+    if start is None:
+        start = max((s.vaddr + s.length for s in ctx.segments if s.loaded), default=0)
+    # 8-aligned, so that DS-form (ld/std) offsets from r2 to aligned data are 4-aligned.
+    return ((start + 7) & -8) + TOC_BIAS
+
+
+def linker_symbols() -> dict:
+    return {".TOC.": toc_base}
+
+
+def adjust_relocs(ctx, r) -> None:
+    """adjust_relocs puts .TOC. in P for TOC-relative types and sends direct
+    branches to a function's local entry (see the module docstring)."""
+    base = toc_base(ctx)
+    r.P[np.isin(r.type, _TOC_RELATIVE)] = base
+    t = ctx.globals.get(".TOC.")
+    if t is None:
+        return
+    to_toc = ctx.sym_res[r.sym] == t
+    word = r.P & ~3
+    ha = word[to_toc & (r.type == _INDEX["R_PPC64_REL16_HA"])]
+    lo = word[to_toc & (r.type == _INDEX["R_PPC64_REL16_LO"])]
+    entries = np.intersect1d(ha, lo - 4)
+    if len(entries) == 0:
+        return
+    br = np.flatnonzero(np.isin(r.type, _BRANCHES))
+    hit = br[np.isin(r.S[br] + r.A[br], entries)]
+    r.S[hit] += LOCAL_ENTRY
