@@ -1,14 +1,15 @@
 """importer: `minild import`, ELF relocatable objects (.o) to minild objects.
 
 Not part of the link pipeline: it feeds it (cli `import` -> import_elf -> write;
-the objects it writes are what loadlib reads). pyelftools checks the ELF header
-and reads the section headers (a few dozen records); the symbol table and the
-relocation sections, which can hold millions of records, are read with numpy
-structured dtypes straight from the file's bytes, so a large object imports
-without a Python object per relocation or per symbol (docs/import.md has the
-figures). REL objects (x86, arm, mips) keep their addends in the places; they
-are made explicit here: plain data words are read generically, instruction
-fields by the arch module's `implicit_addends` hook.
+the objects it writes are what loadlib reads). Every table of the ELF file
+(section headers, symbols, relocations: millions of records in a large
+object) is read with numpy structured dtypes straight from the file's bytes,
+and the ELF header with struct, so an object imports without a Python object
+per relocation or per symbol (docs/import.md has the figures and why neither
+pyelftools nor LIEF parses the file). pyelftools' tables name relocation and
+section types in error messages. REL objects (x86, arm, mips) keep their
+addends in the places; they are made explicit here: plain data words are read
+generically, instruction fields by the arch module's `implicit_addends` hook.
 
 What comes through: allocated sections (kind from the flags: text, rodata,
 data, bss), `.debug_*` sections (kind dwarf), local, global and weak symbols
@@ -29,11 +30,9 @@ import inspect
 import io
 import os
 import re
+import struct
 
 import numpy as np
-from elftools.common.exceptions import ELFError
-from elftools.elf.descriptions import describe_reloc_type, describe_sh_type
-from elftools.elf.elffile import ELFFile
 
 from . import arch as archreg
 from .errors import Diagnostics, LinkError, fail
@@ -130,22 +129,34 @@ def import_elf(path: str) -> Object:
             data = f.read()
     except OSError as e:
         raise fail(f"cannot open {path}: {e.strerror}")
+    try:
+        return _import(path, _header(data, path), data)
+    except (ValueError, IndexError) as e:
+        # numpy's and struct's size errors: offsets or sizes past the end of the file
+        raise fail(f"{path}: malformed ELF object: {type(e).__name__}: {e}")
+
+
+ET_NAMES = {0: "ET_NONE", 1: "ET_REL", 2: "ET_EXEC (an executable)",
+            3: "ET_DYN (a shared library or PIE)", 4: "ET_CORE (a core dump)"}
+ET_REL = 1
+
+
+def _header(data: bytes, path: str) -> dict:
+    """_header decodes the ELF header with struct: one record, and 50 times
+    faster than building pyelftools' parsers for every file (docs/import.md)."""
     if data[:4] != b"\x7fELF":
         raise fail(f"{path}: not an ELF object (no \\x7fELF magic number at offset 0)")
-    try:
-        return _import(path, ELFFile(io.BytesIO(data)), data)
-    except LinkError:
-        raise
-    except ELFError as e:
-        raise fail(f"{path}: malformed ELF object: {e}")
-    except (ValueError, IndexError, KeyError, EOFError) as e:
-        # construct's stream errors and numpy's size errors both come from a
-        # header whose offsets or sizes point past the end of the file.
-        raise fail(f"{path}: malformed ELF object: {type(e).__name__}: {e}")
-    except Exception as e:
-        if type(e).__module__.startswith("construct"):
-            raise fail(f"{path}: malformed ELF object (truncated?): {e}")
-        raise
+    if len(data) < 16 or data[4] not in (1, 2) or data[5] not in (1, 2):
+        raise fail(f"{path}: malformed ELF object: bad EI_CLASS or EI_DATA in e_ident")
+    elf_class, order = (32, 64)[data[4] - 1], "<>"[data[5] - 1]
+    fmt = struct.Struct(order + ("HHIQQQIHHHHHH" if elf_class == 64 else "HHIIIIIHHHHHH"))
+    if len(data) < 16 + fmt.size:
+        raise fail(f"{path}: malformed ELF object: the file ends inside the ELF header")
+    names = ("e_type", "e_machine", "e_version", "e_entry", "e_phoff", "e_shoff", "e_flags",
+             "e_ehsize", "e_phentsize", "e_phnum", "e_shentsize", "e_shnum", "e_shstrndx")
+    h = dict(zip(names, fmt.unpack_from(data, 16)))
+    h.update(elf_class=elf_class, order=order)
+    return h
 
 
 def _table(data: bytes, shdr, dtype: np.dtype, path: str, name: str) -> np.ndarray:
@@ -157,20 +168,18 @@ def _table(data: bytes, shdr, dtype: np.dtype, path: str, name: str) -> np.ndarr
     return np.frombuffer(data, dtype, size // dtype.itemsize, off)
 
 
-def _import(path: str, elf: ELFFile, data: bytes) -> Object:
+def _import(path: str, h: dict, data: bytes) -> Object:
     d = Diagnostics()
-    h = elf.header
-    if h["e_type"] != "ET_REL":
-        raise fail(f"{path}: expected an ELF relocatable object (ET_REL), got {h['e_type']} "
-                   "(minild links .o files, not executables or shared libraries)")
-    order = "<" if elf.little_endian else ">"
-    machine = _machine_number(data, order)
+    if h["e_type"] != ET_REL:
+        raise fail(f"{path}: expected an ELF relocatable object (ET_REL), got "
+                   f"{ET_NAMES.get(h['e_type'], h['e_type'])}: minild links .o files")
+    order, elf_class, machine = h["order"], h["elf_class"], h["e_machine"]
     try:
-        a = find_arch(machine, elf.elfclass, order)
+        a = find_arch(machine, elf_class, order)
     except KeyError:
-        raise fail(f"{path}: no minild arch for machine {h['e_machine']} ({machine}), "
-                   f"ELF{elf.elfclass} {'little' if order == '<' else 'big'}-endian")
-    shdrs, names = _section_headers(data, h, elf.elfclass, order, path)
+        raise fail(f"{path}: no minild arch for machine {_describe('e_machine', machine)}, "
+                   f"ELF{elf_class} {'little' if order == '<' else 'big'}-endian")
+    shdrs, names = _section_headers(data, h, elf_class, order, path)
     types = [s["sh_type"] for s in shdrs]
 
     # Which sections come through, and as what.
@@ -194,7 +203,7 @@ def _import(path: str, elf: ELFFile, data: bytes) -> Object:
                      SHT_PREINIT_ARRAY):
             if fl & SHF_ALLOC:
                 # Leaving out an allocated section could change what the program does.
-                why = f"allocated section of type {describe_sh_type(t)} is not supported"
+                why = f"allocated section of type {_describe('sh_type', t)} is not supported"
             else:
                 continue
         elif fl & SHF_TLS:
@@ -236,7 +245,7 @@ def _import(path: str, elf: ELFFile, data: bytes) -> Object:
     sec_name = _unique(sec_name, np.zeros(len(sec_name), bool))
 
     # Symbols, as columns.
-    symdt, _ = _dtypes(elf.elfclass, order, True)
+    symdt, _ = _dtypes(elf_class, order, True)
     symsec = next((i for i, t in enumerate(types) if t == SHT_SYMTAB), None)
     if symsec is None:
         syms = np.zeros(1, symdt)
@@ -324,11 +333,11 @@ def _import(path: str, elf: ELFFile, data: bytes) -> Object:
         if not 0 < target < len(shdrs) or kept[target] < 0:
             continue  # relocates a section left out (.eh_frame, ...) or reported above
         rela = t == SHT_RELA
-        _, reldt = _dtypes(elf.elfclass, order, rela)
+        _, reldt = _dtypes(elf_class, order, rela)
         recs = _table(data, s, reldt, path, names[i])
         if len(recs) == 0:
             continue
-        sym, typ = _split_info(recs["info"], machine, elf.elfclass, order)
+        sym, typ = _split_info(recs["info"], machine, elf_class, order)
         off = recs["offset"].astype(np.int64)
         tsec = int(kept[target])
         where = f"{path}: section {names[i]}"
@@ -339,7 +348,7 @@ def _import(path: str, elf: ELFFile, data: bytes) -> Object:
             for bad_t in np.unique(typ[~known]).tolist():
                 ks = np.flatnonzero(typ == bad_t)
                 k = int(ks[0])
-                rname = _reloc_name(bad_t, elf)
+                rname = _reloc_name(bad_t, data)
                 more = f" (and {len(ks) - 1} more)" if len(ks) > 1 else ""
                 d.error(f"{where}: relocation {rname} at {names[target]}+{int(off[k]):#x} "
                         f"against {_symdesc(symnames, stype, shndx, names, int(sym[k]))}"
@@ -483,11 +492,6 @@ def _section_headers(data: bytes, h, elf_class: int, order: str,
     return shdrs, _strings(blob, table["sh_name"])
 
 
-def _machine_number(data: bytes, order: str) -> int:
-    # pyelftools decodes e_machine to a name; read the raw number instead.
-    return int.from_bytes(data[18:20], "little" if order == "<" else "big")
-
-
 def _split_info(info: np.ndarray, machine: int, elf_class: int,
                 order: str) -> tuple[np.ndarray, np.ndarray]:
     """_split_info splits r_info into symbol and type columns.
@@ -508,15 +512,31 @@ def _split_info(info: np.ndarray, machine: int, elf_class: int,
     return (info >> 32).astype(np.int64), (info & 0xFFFFFFFF).astype(np.int64)
 
 
-def _reloc_name(code: int, elf: ELFFile) -> str:
+def _reloc_name(code: int, data: bytes) -> str:
     if code == COMPOSITE:
         return "(mips64 composite type2/type3)"
+    name = _describe("reloc", code, data)
+    return f"{name} ({code})" if name else f"#{code}"
+
+
+def _describe(what: str, value: int, data: bytes = b"") -> str | None:
+    """_describe names an ELF constant for a message with pyelftools' tables
+    (only on the error path; without pyelftools, messages give numbers)."""
     try:
-        name = describe_reloc_type(code, elf)
-    except Exception:  # pyelftools raises various errors for codes it lacks
+        from elftools.elf import descriptions as ds
+        if what == "reloc":
+            from elftools.elf.elffile import ELFFile
+            name = ds.describe_reloc_type(value, ELFFile(io.BytesIO(data)))
+        elif what == "sh_type":
+            name = ds.describe_sh_type(value)
+        else:
+            from elftools.elf.enums import ENUM_E_MACHINE
+            name = next((k for k, v in ENUM_E_MACHINE.items() if v == value), None)
+    except Exception:  # pyelftools missing, or raising for codes it lacks
         name = None
-    ok = name and not str(name).startswith("<") and not str(name).startswith("unrecognized")
-    return f"{name} ({code})" if ok else f"#{code}"
+    if not name or str(name).startswith(("<", "unrecognized")):
+        return None if what == "reloc" else str(value)
+    return str(name) if what == "reloc" else f"{name} ({value})"
 
 
 def implicit_addends(a: archreg.Arch, htype: np.ndarray, off: np.ndarray, sym: np.ndarray,
