@@ -4,25 +4,25 @@
 Relocations (REL: the addend is stored in the place; `minild import` makes it
 explicit through implicit_addends below). Instruction fields are the low bits of
 a 32-bit word in the file's byte order:
+  R_MIPS_NONE  none
   R_MIPS_32    S + A                    data word
-  R_MIPS_16    S + A                    data halfword; fits signed or unsigned 16
   R_MIPS_PC32  S + A - P                data word, pc-relative
-  R_MIPS_26    ((A | region) + S) >> 2  jal/j: the low 28 bits of the target;
+  R_MIPS_26    (S + A) >> 2             j/jal: the low 28 bits of the target;
                                         the top 4 come from P + 4, so the target
                                         must lie in the 256 MB region of the
                                         delay slot, and be 4-byte aligned
   R_MIPS_HI16  (AHL + S + 0x8000) >> 16 lui: the high half, rounded so that the
                                         sign-extended LO16 added to it is exact
   R_MIPS_LO16  AHL + S                  addiu/lw/sw: the low 16 bits
-  R_MIPS_PC16  (S + A - P) >> 2         b/beq/bal: signed 18-bit byte offset
-                                        from the branch, 4-byte aligned
+  R_MIPS_PC16  (S + A - P) >> 2         b/beq/bal: a signed 18-bit, 4-aligned
+                                        byte offset (from the delay slot: as
+                                        stores A = -4 for `b sym`)
   R_MIPS_JALR  none                     a hint on jalr for PIC calls; a static
                                         link leaves the jalr as it is
 The HI16/LO16 pairing rule: a HI16's place holds only the high half AHI of the
 addend. Its full addend AHL = (AHI << 16) + (short)ALO, where ALO is the field
 of the next LO16 against the same symbol in the same section (GNU as orders
-relocations that way; several HI16s may share one LO16). PC16's stored field
-is the offset from the delay slot, so as writes -1 (A = -4) for `b sym`.
+relocations that way; several HI16s may share one LO16).
 GOT, GP-relative (needs $gp set up by a C runtime) and TLS types are unknown
 here and rejected at import: compile with -mno-abicalls -G0.
 """
@@ -79,7 +79,6 @@ def region26(S, A, P):
 
 HOWTOS = [
     Howto("R_MIPS_NONE", 0, 0, none),
-    Howto("R_MIPS_16", 1, 2, absolute, either(16)),
     Howto("R_MIPS_32", 2, 4, absolute, either(32)),
     Howto("R_MIPS_26", 4, 4, region26, (0, REGION - 1), 4, field(26, 2)),
     Howto("R_MIPS_HI16", 5, 4, hi16, None, 1, field(16)),
@@ -118,8 +117,7 @@ def implicit_addends(howto_idx, offsets, data, symbols, arch):
         dt = np.dtype(arch.order + f"u{size}")
         return sel, buf[idx].view(dt).ravel().astype(np.int64)
 
-    for name, bits, shift in (("R_MIPS_16", 16, 0), ("R_MIPS_32", 32, 0),
-                              ("R_MIPS_PC32", 32, 0), ("R_MIPS_26", 28, 2),
+    for name, bits, shift in (("R_MIPS_32", 32, 0), ("R_MIPS_PC32", 32, 0), ("R_MIPS_26", 28, 2),
                               ("R_MIPS_LO16", 16, 0), ("R_MIPS_PC16", 18, 2)):
         sel, w = places(name)
         add[sel] = sext(w << shift, bits)

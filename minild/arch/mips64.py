@@ -3,12 +3,12 @@ little-endian ("mips64le").
 
 Relocations (RELA: explicit addends). Instruction fields are the low bits of a
 32-bit word in the file's byte order:
+  R_MIPS_NONE     none
   R_MIPS_64       S + A                         data doubleword
   R_MIPS_32       S + A                         data word; fits signed or
                                                 unsigned 32 (GNU ld does not
                                                 check; a truncated address is
                                                 never what the code meant)
-  R_MIPS_16       S + A                         data halfword
   R_MIPS_PC32     S + A - P                     data word, pc-relative
   R_MIPS_26       (S + A) >> 2                  j/jal: the low 28 bits; the top
                                                 bits come from P + 4, so the
@@ -61,7 +61,6 @@ def highest(S, A, P):
 
 HOWTOS = [
     Howto("R_MIPS_NONE", 0, 0, none),
-    Howto("R_MIPS_16", 1, 2, absolute, either(16)),
     Howto("R_MIPS_32", 2, 4, absolute, either(32)),
     Howto("R_MIPS_26", 4, 4, region26, (0, REGION - 1), 4, field(26, 2)),
     Howto("R_MIPS_HI16", 5, 4, hi16, None, 1, field(16)),
