@@ -239,10 +239,12 @@ def test_implicit_addends_read_from_the_places(tmp_path):
 # text starts at 0x11000, and ARM's pc reads 8 bytes ahead of the branch.
 FAR = r"""
 	.syntax unified
-	.globl far, near_edge, odd, back
+	.globl far, near_edge, odd, back, back_edge, back_out
 	.set far, 0x2011008		@ +32 MB from the pc of a branch at 0x11000: just out
 	.set near_edge, 0x2011004	@ +32 MB - 4: the farthest forward branch
 	.set odd, 0x1100a
+	.set back_edge, 0x11008		@ -32 MB from the pc of a branch at 0x2011000 (-T)
+	.set back_out, 0x11004		@ -32 MB - 4: out
 	.set back, 0x10ffe		@ 10 bytes back from the pc: misaligned
 	.text
 	.thumb
@@ -289,14 +291,46 @@ def test_relocation_errors(tmp_path, far_obj, insn, message):
     assert not (tmp_path / "out").exists()
 
 
-def test_branch_at_the_edge_of_range(tmp_path, far_obj):
-    src = "\t.text\n\t.globl _start\n_start:\n\tbl near_edge\n"
+EDGES = [
+    # (id, -T, branch, objdump's decoding of it at the text address)
+    ("forward", "0x11000", "bl near_edge", r"11000:\s+eb7fffff\s+bl\s+(0x)?2011004"),
+    ("backward", "0x2011000", "bl back_edge", r"2011000:\s+eb800000\s+bl\s+(0x)?11008"),
+]
+
+
+@pytest.mark.parametrize("text,insn,decoded", [e[1:] for e in EDGES], ids=[e[0] for e in EDGES])
+def test_branch_at_the_edge_of_range(tmp_path, far_obj, text, insn, decoded):
+    # +-32 MB (less 4 forward) from the pc is still in range: objdump must decode
+    # the exact target.
+    src = f"\t.text\n\t.globl _start\n_start:\n\t{insn}\n"
     (j,) = import_all([assemble(ARCH, src, tmp_path / "main.o")])
     out = tmp_path / "out"
-    minild("link", j, far_obj, "-o", out)
+    minild("link", "-T", text, j, far_obj, "-o", out)
     dis = subprocess.run([binutil(ARCH, "objdump"), "-d", out], capture_output=True,
                          text=True, check=True).stdout
-    assert re.search(r"11000:\s+eb7fffff\s+bl\s+0?x?2011004", dis), dis
+    assert re.search(decoded, dis), dis
+
+
+def test_branch_back_out_of_range(tmp_path, far_obj):
+    src = "\t.text\n\t.globl _start\n_start:\n\tbl back_out\n"
+    (j,) = import_all([assemble(ARCH, src, tmp_path / "main.o")])
+    p = minild("link", "-T", "0x2011000", j, far_obj, "-o", tmp_path / "out", check=False)
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert (f"{j}:(.text+0x0): relocation R_ARM_CALL out of range: -33554436 is not "
+            "in [-33554432, 33554431]; references back_out") in p.stderr, p.stderr
+
+
+def test_thumb_objects_are_refused_with_a_location(tmp_path):
+    # Debian's armhf gcc emits Thumb-2 unless told -marm: the import names the
+    # Thumb relocation and where it is, and stops.
+    c = tmp_path / "t.c"
+    c.write_text("int g(int); int f(int x) { return g(x) + 1; }\n")
+    o = tmp_path / "t.o"
+    subprocess.run([tool(GCC), "-mthumb", "-O2", "-fno-pic", "-c", "-o", o, c], check=True)
+    p = minild("import", o, "-o", tmp_path / "t.obj", check=False)
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert re.search(r"t\.o: section \.rel\.text: relocation R_ARM_THM_\w+ .* at \.text\+0x",
+                     p.stderr), p.stderr
 
 
 # --- C programs, differential against GNU ld ------------------------------------

@@ -305,10 +305,12 @@ def test_every_relocation_type_runs(tmp_path, relocs_objs):
 # Absolute symbols place branch targets anywhere without writing 128 MB of
 # code; text starts at 0x401000 in minild by default and in ld.lld with -Ttext.
 FAR = r"""
-	.globl far, near_edge, odd, odd_back, odd_data, back_far
+	.globl far, near_edge, odd, odd_back, odd_data, back_far, back_edge, back_out
 	.set far, 0x8401000		// +128 MB from the bl at 0x401000: just out
 	.set near_edge, 0x8400ffc	// +128 MB - 4 from the bl at 0x401000
 	.set back_far, 0x300000		// 1 MB + 4 KB back: out for b.cond
+	.set back_edge, 0x401000	// -128 MB from a bl at 0x8401000 (-T): in
+	.set back_out, 0x400ffc		// -128 MB - 4: out
 	.set odd, 0x401006
 	.set odd_back, 0x400ffa
 	.set odd_data, 0x500004
@@ -375,15 +377,33 @@ def test_relocation_errors(tmp_path, far_obj, insn, message, lld):
         assert f"{o}:(.text+0x0): {message}" in q.stderr, q.stderr
 
 
-def test_branch_at_the_edge_of_range(tmp_path, far_obj):
-    # +128 MB - 4 is still in range: objdump must decode the bl to exactly that address.
-    src = "\t.text\n\t.globl _start\n_start:\n\tbl near_edge\n"
+EDGES = [
+    # (id, -T, branch, objdump's decoding of it at the text address)
+    ("forward", "0x401000", "bl near_edge", r"401000:\s+95ffffff\s+bl\s+8400ffc"),
+    ("backward", "0x8401000", "bl back_edge", r"8401000:\s+96000000\s+bl\s+401000"),
+]
+
+
+@pytest.mark.parametrize("text,insn,decoded", [e[1:] for e in EDGES], ids=[e[0] for e in EDGES])
+def test_branch_at_the_edge_of_range(tmp_path, far_obj, text, insn, decoded):
+    # +-128 MB (less 4 forward) is still in range: objdump must decode the exact target.
+    src = f"\t.text\n\t.globl _start\n_start:\n\t{insn}\n"
     (j,) = import_all([assemble(ARCH, src, tmp_path / "main.o")])
     out = tmp_path / "out"
-    minild("link", j, far_obj[1], "-o", out)
+    minild("link", "-T", text, j, far_obj[1], "-o", out)
     dis = subprocess.run([binutil(ARCH, "objdump"), "-d", out], capture_output=True,
                          text=True, check=True).stdout
-    assert re.search(r"401000:\s+95ffffff\s+bl\s+8400ffc", dis), dis
+    assert re.search(decoded, dis), dis
+
+
+def test_branch_back_out_of_range(tmp_path, far_obj):
+    src = "\t.text\n\t.globl _start\n_start:\n\tbl back_out\n"
+    (j,) = import_all([assemble(ARCH, src, tmp_path / "main.o")])
+    p = minild("link", "-T", "0x8401000", j, far_obj[1], "-o", tmp_path / "out", check=False)
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert (f"{j}:(.text+0x0): relocation R_AARCH64_CALL26 out of range: -134217732 is not "
+            "in [-134217728, 134217727]; references back_out") in p.stderr, p.stderr
+    assert f">>> defined in {far_obj[1]}" in p.stderr
 
 
 # --- C programs, differential against GNU ld ------------------------------------
