@@ -547,3 +547,19 @@ def test_c_differential(arch, prog, tmp_path):
     gnu, mine, _ = _both(arch, tmp_path, objs)
     assert gnu.stdout.decode().startswith(start), gnu.stdout
     assert (mine.stdout, mine.returncode) == (gnu.stdout, gnu.returncode), mine.stderr
+
+
+def test_elfv1_refused(tmp_path):
+    """gcc's default big-endian output is ELFv1 (.opd descriptors): refused, located."""
+    objs = [assemble("ppc64", START_S, tmp_path / "start.o")]
+    for name, src in (("out", OUT_C), ("main", MAIN1_C), ("ops", OPS1_C)):
+        c = tmp_path / f"{name}.c"
+        c.write_text(src)
+        objs.append(tmp_path / f"{name}.o")
+        subprocess.run([binutil("ppc64", "gcc"), *CFLAGS, "-c", "-o", objs[-1], c], check=True)
+    objs = _import(tmp_path, objs)
+    p = minild("link", *objs, "-o", tmp_path / "out", check=False)
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
+    msg = " ".join(p.stderr.split())
+    assert f"{objs[3]}: section .opd: ELFv1 function descriptors" in msg
+    assert "-mabi=elfv2" in msg

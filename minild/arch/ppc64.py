@@ -4,7 +4,8 @@ ppc64le and ppc64 (big-endian) both link as ELFv2 (e_flags 2): the entry is a
 plain code address, not an ELFv1 function descriptor. qemu-ppc64 and the Linux
 kernel run ELFv2 big-endian files (they set r12 to the entry, as for an
 indirect call); objects for ppc64 come from `as` with `.abiversion 2` or from
-`gcc -mabi=elfv2`. BE ELFv1 objects (with .opd descriptors) are not supported.
+`gcc -mabi=elfv2`. ELFv1 objects (gcc's default for big-endian: calls name .opd
+descriptors) are refused, naming the .opd section.
 
 Relocations (RELA). 16-bit fields are named by the offset of the halfword itself
 (instruction + 2 on big-endian, + 0 on little-endian), so they are plain 2-byte
@@ -43,6 +44,7 @@ build: they are unknown types here and rejected at load time.
 
 import numpy as np
 
+from ..errors import Diagnostics
 from ..reloc import Howto, absolute, either, none, pcrel, signed
 
 ELF_MACHINE = 21          # EM_PPC64
@@ -167,6 +169,7 @@ def linker_symbols() -> dict:
 def adjust_relocs(ctx, r) -> None:
     """adjust_relocs puts .TOC. in P for TOC-relative types and sends direct
     branches to a function's local entry (see the module docstring)."""
+    _refuse_elfv1(ctx)
     base = toc_base(ctx)
     r.P[np.isin(r.type, _TOC_RELATIVE)] = base
     t = ctx.globals.get(".TOC.")
@@ -182,3 +185,14 @@ def adjust_relocs(ctx, r) -> None:
     br = np.flatnonzero(np.isin(r.type, _BRANCHES))
     hit = br[np.isin(r.S[br] + r.A[br], entries)]
     r.S[hit] += LOCAL_ENTRY
+
+
+def _refuse_elfv1(ctx) -> None:
+    """_refuse_elfv1 stops a link of ELFv1 code (gcc's default for big-endian):
+    its calls name .opd descriptors, not code, and would run as garbage."""
+    d = Diagnostics()
+    for k in [i for i, n in enumerate(ctx.sec_name) if n == ".opd" or n.startswith(".opd#")]:
+        d.error(f"{ctx.objects[ctx.sec_obj[k]].path}: section {ctx.sec_name[k]}: ELFv1 function "
+                "descriptors; minild links ppc64 as ELFv2 (compile with gcc -mabi=elfv2, "
+                "assemble with .abiversion 2)")
+    d.check()
