@@ -73,6 +73,8 @@ def asmb(ctx, out, jobs: int, block_size: int = BLOCK_SIZE) -> None:
     order = np.flatnonzero(keep)[np.argsort(rblock[keep], kind="stable")]
     bounds = np.searchsorted(rblock[order], np.arange(len(blocks) + 1))
     howtos, byteorder = ctx.arch.howtos, ctx.arch.order
+    # A format that leaves relocation to another linker says what to do instead.
+    apply = getattr(ctx.format, "apply_relocs", None)
     F, T, S, A, P = (r.fileoff[order], r.type[order], r.S[order], r.A[order], r.P[order])
 
     def write(i: int) -> list[tuple[Problem, np.ndarray]]:
@@ -86,8 +88,9 @@ def asmb(ctx, out, jobs: int, block_size: int = BLOCK_SIZE) -> None:
             if data:
                 buf[o:o + len(data)] = np.frombuffer(data, np.uint8)
         lo, hi = bounds[i], bounds[i + 1]
-        probs = apply_block(buf, F[lo:hi] - b.fileoff, T[lo:hi], S[lo:hi], A[lo:hi], P[lo:hi],
-                            howtos, byteorder)
+        args = (buf, F[lo:hi] - b.fileoff, T[lo:hi], S[lo:hi], A[lo:hi], P[lo:hi], howtos,
+                byteorder)
+        probs = apply_block(*args) if apply is None else apply(ctx, *args)
         view.commit(b.fileoff, buf)
         return [(p, order[lo + p.index]) for p in probs]
 

@@ -93,16 +93,32 @@ def main():
               help="Write a link map: output sections, input sections, symbols.")
 @click.option("--map-format", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
-@click.option("-v", "--verbose", is_flag=True, help="Say what the link did.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Say what the link did (and the external linker's command line).")
+@click.option("--externallink", is_flag=True,
+              help="Write an ELF relocatable object and let an external linker finish.")
+@click.option("--extld", default=None,
+              help="External linker (default: the target's GNU ld, e.g. aarch64-linux-gnu-ld; "
+                   "cc with --libc).")
+@click.option("--extldflags", default="", help="Extra flags for the external linker.")
+@click.option("--tmpdir", type=click.Path(file_okay=False), default=None,
+              help="Directory for the external link's object (kept; default: a private "
+                   "temporary directory, removed afterwards).")
+@click.option("--libc", is_flag=True,
+              help="With --externallink: link against the C library (cc; main is the entry).")
 def link_cmd(objects, output, entry, headtype, text_addr, round_, strip, jobs, no_mmap, bench,
-             map_path, map_format, verbose):
+             map_path, map_format, verbose, externallink, extld, extldflags, tmpdir, libc):
     """Link OBJECTS (minild JSON objects, any file extension) into an executable."""
     from .link import DEFAULT_JOBS, Options, link
     from .mapfile import write_map
 
     opts = Options(objects=list(objects), output=output, entry=entry, headtype=headtype,
                    text_addr=text_addr, round=round_, strip=strip,
-                   jobs=jobs or DEFAULT_JOBS, mmap=not no_mmap)
+                   jobs=jobs or DEFAULT_JOBS, mmap=not no_mmap, externallink=externallink,
+                   extld=extld, extldflags=extldflags, tmpdir=tmpdir, libc=libc,
+                   log=(lambda line: err.print(line, markup=False)) if verbose else None)
+    if (extld or extldflags or tmpdir or libc) and not externallink:
+        raise click.UsageError("--extld, --extldflags, --tmpdir and --libc need --externallink")
 
     def go():
         ctx = link(opts)

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import arch as archreg
+from . import extld
 from . import format as formats
 from .asmb import BLOCK_SIZE, asmb
 from .bench import Bench
@@ -47,6 +49,13 @@ class Options:
     jobs: int = DEFAULT_JOBS
     mmap: bool = True
     block_size: int = BLOCK_SIZE
+    # --externallink: write an ELF relocatable object, let another linker finish
+    externallink: bool = False
+    extld: str | None = None
+    extldflags: str = ""
+    tmpdir: str | None = None
+    libc: bool = False
+    log: object = None          # called with a line to show the user (-v), or None
 
 
 @dataclass
@@ -101,8 +110,9 @@ class Link:
 def link(opts: Options) -> Link:
     """link runs the whole pipeline; raises LinkError on bad input."""
     ctx = Link(opts)
+    headtype = "elfrel" if opts.externallink else opts.headtype
     try:
-        ctx.format = formats.lookup(opts.headtype)
+        ctx.format = formats.lookup(headtype)
     except KeyError:
         raise fail(f"unknown header type {opts.headtype!r}; expected one of: "
                    + ", ".join(formats.names()))
@@ -115,20 +125,45 @@ def link(opts: Options) -> Link:
     with ctx.phase("dodata"):
         dodata(ctx)
     with ctx.phase("address"):
-        address(ctx)
+        getattr(ctx.format, "address", address)(ctx)
     with ctx.phase("layout"):
         ctx.filesize = layout(ctx)
         symaddrs(ctx)
+        more = getattr(ctx.format, "layout", None)
+        if more is not None:
+            ctx.filesize = more(ctx, ctx.filesize)
     # At this point, memory layout is fixed: addresses, file offsets, the file size.
+    if not opts.externallink:
+        write_output(ctx, opts.output)
+        return ctx
+    tmpdir = opts.tmpdir or tempfile.mkdtemp(prefix="minild-")
+    try:
+        if opts.tmpdir:
+            os.makedirs(tmpdir, exist_ok=True)
+        obj = os.path.join(tmpdir, "minild.o")
+        write_output(ctx, obj)
+        with ctx.phase("extld"):
+            final = OutputFile(opts.output)
+            with final:  # the external linker writes the temporary file by name
+                extld.run(ctx, obj, final.name, opts.log)
+    finally:
+        if not opts.tmpdir:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+    return ctx
+
+
+def write_output(ctx: Link, path: str) -> None:
+    """write_output runs mmap, asmb, asmb2 and munmap into path (atomically)."""
+    opts = ctx.opts
     use_mmap = opts.mmap and ctx.format.USE_MMAP
-    with OutputFile(opts.output) as fd:
+    with OutputFile(path) as fd:
         with ctx.phase("mmap"):
             out = OutBuf(fd, "mmap" if use_mmap else "buffered")
             if use_mmap:
                 try:
                     out.mmap(ctx.filesize)
                 except OSError as e:
-                    raise fail(f"cannot map output file {opts.output}: {e.strerror}")
+                    raise fail(f"cannot map output file {path}: {e.strerror}")
             else:
                 os.ftruncate(fd, ctx.filesize)
         try:
@@ -140,7 +175,6 @@ def link(opts: Options) -> Link:
             with ctx.phase("munmap"):
                 if out.mode == "mmap":
                     out.munmap()
-    return ctx
 
 
 class OutputFile:
@@ -162,6 +196,10 @@ class OutputFile:
             raise fail(f"cannot create output file {self.path}: {e.strerror} ({d})")
         return self.fd
 
+    @property
+    def name(self) -> str:
+        return self.tmp
+
     def __exit__(self, exc_type, exc, tb) -> bool:
         ok = exc_type is None
         try:
@@ -178,7 +216,10 @@ class OutputFile:
             except OSError as e:
                 os.unlink(self.tmp)
                 raise fail(f"cannot write output file {self.path}: {e.strerror}")
-        os.unlink(self.tmp)
+        try:
+            os.unlink(self.tmp)
+        except FileNotFoundError:
+            pass  # an external linker that failed may have removed it already
         return False
 
 
@@ -300,9 +341,11 @@ def resolve(ctx: Link) -> None:
         res[dupl] = np.fromiter(map(table.__getitem__, arr[dupl].tolist()), np.int64, len(dupl))
 
     # Linker-defined symbols, for names referred to and defined by no object.
-    ctx.linker_symbols = dict(LINKER_SYMBOLS)
+    # (Not when another linker finishes the link: it defines them itself.)
+    external = getattr(ctx.format, "ALLOW_UNDEFINED", False)
+    ctx.linker_symbols = {} if external else dict(LINKER_SYMBOLS)
     arch_syms = ctx.arch.hook("linker_symbols")
-    if arch_syms is not None:
+    if arch_syms is not None and not external:
         ctx.linker_symbols.update(arch_syms())
     unresolved = look[res[look] < 0]
     extra = sorted({names[i] for i in unresolved.tolist() if names[i] in ctx.linker_symbols})
@@ -330,7 +373,7 @@ def resolve(ctx: Link) -> None:
 
     r = ctx.relocs
     missing = (res[r.sym] < 0) & (bind[r.sym] == GLOBAL)
-    if missing.any():
+    if missing.any() and not external:
         refs: dict[str, list[int]] = {}
         for k in np.flatnonzero(missing).tolist():
             refs.setdefault(names[r.sym[k]], []).append(k)
@@ -341,7 +384,7 @@ def resolve(ctx: Link) -> None:
                 notes.append(f"referenced {len(ks) - len(shown)} more times")
             d.error(f"undefined symbol: {name}", *notes)
     e = table.get(ctx.opts.entry)
-    if e is None:
+    if e is None and not external:
         d.error(f"undefined entry symbol: {ctx.opts.entry} (no object defines it; "
                 "choose another with -e/--entry)")
     ctx.entry_sym = e
@@ -359,12 +402,12 @@ def symaddrs(ctx: Link) -> None:
     ctx.sym_addr = np.where(sec >= 0, ctx.sec_addr[np.maximum(sec, 0)] + ctx.sym_value,
                             np.where(sec == ABS, ctx.sym_value, 0))
     defaddr = np.where(ctx.sym_res >= 0, ctx.sym_addr[np.maximum(ctx.sym_res, 0)], 0)
-    ctx.entry_addr = int(ctx.sym_addr[ctx.entry_sym])
+    ctx.entry_addr = int(ctx.sym_addr[ctx.entry_sym]) if ctx.entry_sym is not None else 0
     r = ctx.relocs
     r.P = ctx.sec_addr[r.sec] + r.off
     r.fileoff = ctx.sec_fileoff[r.sec] + r.off
     r.S = defaddr[r.sym]
     r.A = r.add
     adjust = ctx.arch.hook("adjust_relocs")
-    if adjust is not None:
+    if adjust is not None and getattr(ctx.format, "RELOCATES", True):
         adjust(ctx, r)

@@ -143,3 +143,31 @@ def _positions(sel, bad: np.ndarray, n: int) -> np.ndarray:
     if isinstance(sel, slice):
         return np.flatnonzero(bad)
     return sel[bad]
+
+
+def write_addends(buf: np.ndarray, off: np.ndarray, types: np.ndarray, addends: np.ndarray,
+                  howtos: list[Howto], order: str) -> list[Problem]:
+    """write_addends stores addends in their places, as REL objects keep them:
+    a data word gets the addend, an instruction field gets it through the
+    Howto's insert (the same encoding the field has once relocated). Addends
+    the field cannot hold are returned as range problems."""
+    problems: list[Problem] = []
+    for t in np.flatnonzero(np.bincount(types, minlength=len(howtos))) if len(types) else []:
+        h = howtos[t]
+        if h.size == 0:
+            continue
+        sel = np.flatnonzero(types == t)
+        v = addends[sel]
+        if h.insert is None and h.size < 8:
+            lo, hi = -(1 << (8 * h.size - 1)), (1 << (8 * h.size)) - 1
+            bad = (v < lo) | (v > hi)
+            if bad.any():
+                problems.append(Problem(Howto(h.name, h.code, h.size, h.calc, (lo, hi)), "range",
+                                        sel[bad], v[bad]))
+                sel, v = sel[~bad], v[~bad]
+        o = off[sel]
+        if h.insert is None:
+            scatter(buf, o, h.size, order, v)
+        else:
+            scatter(buf, o, h.size, order, h.insert(gather(buf, o, h.size, order), v))
+    return problems

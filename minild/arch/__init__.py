@@ -49,6 +49,16 @@ _MODULES = {
     "s390x": "s390x",
 }
 
+# arch name -> GNU target triple: the prefix of its cross binutils and gcc, used
+# to find the external linker for --externallink.
+_TRIPLES = {
+    "amd64": "x86_64-linux-gnu", "x86": "i686-linux-gnu", "arm": "arm-linux-gnueabihf",
+    "arm64": "aarch64-linux-gnu", "mips": "mips-linux-gnu", "mipsle": "mipsel-linux-gnu",
+    "mips64": "mips64-linux-gnuabi64", "mips64le": "mips64el-linux-gnuabi64",
+    "ppc64": "powerpc64-linux-gnu", "ppc64le": "powerpc64le-linux-gnu",
+    "riscv64": "riscv64-linux-gnu", "s390x": "s390x-linux-gnu",
+}
+
 
 @dataclass
 class Arch:
@@ -65,6 +75,7 @@ class Arch:
     pad: bytes              # fills gaps in text
     rela: bool              # relocatable objects carry explicit addends
     howtos: list[Howto]
+    triple: str = ""        # GNU target triple
     index: dict[str, int] = field(default_factory=dict)  # psABI name -> howtos index
 
     def __post_init__(self):
@@ -109,6 +120,6 @@ def lookup(name: str) -> Arch:
     a = Arch(name=name, module=mod, elf_machine=get("ELF_MACHINE"),
              elf_class=get("ELF_CLASS"), order=get("ORDER"), elf_flags=get("ELF_FLAGS"),
              page_size=get("PAGE_SIZE"), text_addr=get("TEXT_ADDR"), pad=get("PAD"),
-             rela=get("RELA"), howtos=get("HOWTOS"))
+             rela=get("RELA"), howtos=get("HOWTOS"), triple=_TRIPLES[name])
     _cache[name] = a
     return a

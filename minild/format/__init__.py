@@ -12,6 +12,8 @@ import importlib
 from types import ModuleType
 
 _MODULES = {"elf": "elf"}
+# Formats chosen by other flags than -H (--externallink writes "elfrel").
+_INTERNAL = {"elfrel": "elfrel"}
 
 
 def names() -> list[str]:
@@ -20,4 +22,5 @@ def names() -> list[str]:
 
 def lookup(name: str) -> ModuleType:
     """lookup returns the format module for a header type; KeyError if unknown."""
-    return importlib.import_module(f"{__name__}.{_MODULES[name]}")
+    mod = _MODULES.get(name) or _INTERNAL[name]
+    return importlib.import_module(f"{__name__}.{mod}")

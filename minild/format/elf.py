@@ -100,8 +100,14 @@ class StrTab:
         return b"".join(self.parts)
 
 
-def symbols(ctx, lay: Layout, strtab: StrTab) -> tuple[np.ndarray, int]:
-    """symbols builds .symtab's rows; returns them and the index of the first global."""
+def symbols(ctx, lay: Layout, strtab: StrTab, head: np.ndarray | None = None,
+            undefined: bool = False) -> tuple[np.ndarray, int, np.ndarray]:
+    """symbols builds .symtab's rows: the null symbol, `head` (section symbols of
+    a relocatable object), then file and local symbols, then globals. It returns
+    the rows, the index of the first global and, per symbol entry, its row
+    (-1 if absent; an unresolved reference gets the row of its name). With
+    `undefined`, references nobody defines are kept as undefined globals (for an
+    object another linker finishes); otherwise only undefined weak ones are."""
     bind, typ, sec = ctx.sym_bind, ctx.sym_type, ctx.sym_sec
     sec_shndx = np.array([o.shndx for o in ctx.outsections] + [0], np.int64)[ctx.sec_out]
     shndx = np.where(sec >= 0, sec_shndx[np.maximum(sec, 0)], np.where(sec == ABS, SHN_ABS, 0))
@@ -111,11 +117,12 @@ def symbols(ctx, lay: Layout, strtab: StrTab) -> tuple[np.ndarray, int]:
     loc = loc[np.fromiter(map(len, arr[loc].tolist()), np.int64, len(loc)) > 0]  # unnamed: out
     glob = np.flatnonzero((bind != LOCAL) & (ctx.sym_res == np.arange(len(bind))) & placed)
     # Undefined weak symbols stay in the table, once per name, as GNU ld keeps them.
-    uw = np.flatnonzero((bind == WEAK) & (ctx.sym_res < 0))
-    if len(uw):
-        first = {}
-        for i in uw.tolist():
-            first.setdefault(ctx.sym_name[i], i)
+    unres = np.flatnonzero((bind != LOCAL) & (ctx.sym_res < 0)
+                           & ((bind == WEAK) | undefined))
+    first: dict[str, int] = {}
+    for i in unres.tolist():
+        first.setdefault(ctx.sym_name[i], i)
+    if first:
         glob = np.concatenate((glob, np.array(sorted(first.values()), np.int64)))
 
     # One STT_FILE symbol before each object's locals, as GNU ld writes them.
@@ -137,8 +144,16 @@ def symbols(ctx, lay: Layout, strtab: StrTab) -> tuple[np.ndarray, int]:
         rows["size"][pos] = ctx.sym_size[idx]
     # np.concatenate gives structured arrays native byte order: cast back for
     # big-endian files.
-    rows = np.concatenate((np.zeros(1, lay.sym), lr, gr)).astype(lay.sym)
-    return rows, 1 + len(lr)
+    if head is None:
+        head = np.zeros(0, lay.sym)
+    rows = np.concatenate((np.zeros(1, lay.sym), head, lr, gr)).astype(lay.sym)
+    nlocal = 1 + len(head) + len(lr)
+    symidx = np.full(len(bind), -1, np.int64)
+    symidx[glob] = nlocal + np.arange(len(glob))
+    symidx[loc] = 1 + len(head) + spos
+    for i in unres.tolist():
+        symidx[i] = symidx[first[ctx.sym_name[i]]]
+    return rows, nlocal, symidx
 
 
 def asmb2(ctx, out) -> None:
@@ -156,7 +171,7 @@ def asmb2(ctx, out) -> None:
     off = ctx.filesize
     if not ctx.strip:
         strtab = StrTab()
-        rows, first_global = symbols(ctx, lay, strtab)
+        rows, first_global, _ = symbols(ctx, lay, strtab)
         off = align_up(off, 8)
         symoff = off
         out.seek(off)

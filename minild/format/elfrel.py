@@ -1,0 +1,228 @@
+"""elfrel: ELF relocatable objects (ET_REL), the output of --externallink.
+
+As Go's -linkmode=external does, minild lays out and writes one object and an
+external linker (GNU ld, or cc for a program that uses libc) finishes the link.
+The pipeline is the same; this format changes three phases:
+
+  address  every output section at address 0, laid out after the ELF header;
+           so a symbol's address is its offset in its output section
+  layout   relocation records are counted per output section (vectorized) and
+           their sections placed in the mapped part of the file, after the
+           section bytes: count x record size (RELA64 24, REL32 8, RELA32 12)
+  asmb     writes section bytes; REL targets also get each addend written into
+           its place (RELA targets carry it in the record)
+  asmb2    writes the records straight into the mapping, one worker per section,
+           and checks the total written against what layout reserved (seed 003);
+           then .symtab (section symbols, locals, globals, undefined references),
+           .strtab, .shstrtab and the section headers past the mapped size.
+
+Every relocation is emitted against the section symbol of its target's output
+section with the target's offset folded into the addend, against symbol 0 for
+absolute targets, or against the undefined symbol the external linker is to
+resolve. Relocations that change no bytes (R_*_NONE, R_RISCV_RELAX and ALIGN)
+are left out: the external linker relaxes nothing minild has not seen.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from ..errors import InternalError
+from ..layout import align_up
+from ..loader import ABS
+from ..reloc import write_addends
+from .elf import KIND_SHFLAGS, SHT_NOBITS, SHT_PROGBITS, SHT_STRTAB, SHT_SYMTAB, Layout, \
+    StrTab, symbols
+
+USE_MMAP = True
+RELOCATES = False     # the external linker applies relocations; minild records them
+ALLOW_UNDEFINED = True
+
+ET_REL = 1
+SHT_RELA, SHT_REL = 4, 9
+SHF_INFO_LINK = 0x40
+STT_SECTION = 3
+
+
+def headr_size(ctx) -> int:
+    return Layout(ctx.arch.elf_class, ctx.arch.order).ehdr.size
+
+
+def rec_dtype(ctx) -> np.dtype:
+    """rec_dtype is one relocation record of the target's class and kind."""
+    a = ctx.arch
+    o = a.order
+    w = "u8" if a.elf_class == 64 else "u4"
+    fields = [("offset", o + w), ("info", o + w)]
+    if a.rela:
+        fields.append(("addend", o + ("i8" if a.elf_class == 64 else "i4")))
+    return np.dtype(fields)
+
+
+def address(ctx) -> None:
+    """address puts every output section at address 0 and lays them out in the
+    file after the ELF header, in segment order."""
+    off = headr_size(ctx)
+    for seg in ctx.segments:
+        seg.vaddr, seg.fileoff = 0, align_up(off, seg.sections[0].align)
+        for os_ in seg.sections:
+            os_.addr = 0
+            if os_.nobits:
+                os_.fileoff = off
+            else:
+                off = os_.fileoff = align_up(off, os_.align)
+                off += os_.size
+        seg.length = seg.filelen = off - seg.fileoff
+
+
+def layout(ctx, end: int) -> int:
+    """layout builds the symbol table, decides what each relocation names, and
+    reserves the relocation record sections (counted here, before anything is
+    written); it returns the file size to map.
+
+    A relocation names its target's own symbol when the target has a row in
+    .symtab (named locals, globals, undefined references), else the section
+    symbol of the target's output section, with the target's offset folded into
+    the addend (R_RISCV_PCREL_LO12 and friends need the former; section-typed
+    symbols of imported objects the latter). r.S keeps only the folded part.
+    """
+    a = ctx.arch
+    lay = Layout(a.elf_class, a.order)
+    n = len(ctx.outsections)
+    for i, o in enumerate(ctx.outsections, start=1):
+        o.shndx = i
+    # Section symbols first: output section k is row k + 1.
+    head = np.zeros(n, lay.sym)
+    head["info"] = STT_SECTION
+    head["shndx"] = np.arange(1, n + 1)
+    ctx.strtab = StrTab()
+    ctx.symrows, ctx.first_global, symidx = symbols(ctx, lay, ctx.strtab, head=head,
+                                                    undefined=True)
+    r = ctx.relocs
+    tgt = ctx.sym_res[r.sym]
+    safe = np.maximum(tgt, 0)
+    own = np.where(tgt >= 0, symidx[safe], symidx[r.sym])
+    tsec = ctx.sym_sec[safe]
+    secsym = np.where(tsec == ABS, 0, ctx.sec_out[np.maximum(tsec, 0)] + 1)
+    ctx.rel_symidx = np.where(own >= 0, own, secsym)
+    r.S = np.where(own >= 0, 0, r.S)
+
+    emit = np.array([h.size > 0 for h in a.howtos], bool)[r.type]
+    emit &= ctx.sec_out[r.sec] >= 0
+    out = ctx.sec_out[r.sec]
+    # Records in input order within each output section (mips REL needs a HI16
+    # before its LO16): a stable sort by output section.
+    idx = np.flatnonzero(emit)
+    idx = idx[np.argsort(out[idx], kind="stable")]
+    counts = np.bincount(out[idx], minlength=n)
+    bounds = np.concatenate(([0], np.cumsum(counts)))
+    size = rec_dtype(ctx).itemsize
+    ctx.rec_sections = []
+    off = end
+    for k in range(n):
+        if counts[k]:
+            off = align_up(off, 8)
+            ctx.rec_sections.append((k, off, idx[bounds[k]:bounds[k + 1]]))
+            off += int(counts[k]) * size
+    ctx.rec_expected = sum(len(x[2]) for x in ctx.rec_sections) * size
+    return off
+
+
+def apply_relocs(ctx, buf, off, types, S, A, P, howtos, order):
+    """apply_relocs stands in for relocation during asmb: REL targets get the
+    addend (the target's offset plus A) written into the place."""
+    if ctx.arch.rela:
+        return []
+    return write_addends(buf, off, types, S + A, howtos, order)
+
+
+def records(ctx, idx: np.ndarray) -> np.ndarray:
+    """records builds one output section's relocation records."""
+    r, a = ctx.relocs, ctx.arch
+    sym = ctx.rel_symidx[idx].astype(np.uint64)
+    codes = np.array([h.code for h in a.howtos], np.uint64)[r.type[idx]]
+    rec = np.zeros(len(idx), rec_dtype(ctx))
+    rec["offset"] = r.P[idx]
+    hook = a.hook("r_info")
+    if hook is not None:
+        rec["info"] = hook(sym, codes)
+    elif a.elf_class == 64:
+        rec["info"] = (sym << np.uint64(32)) | codes
+    else:
+        rec["info"] = (sym << np.uint64(8)) | codes
+    if a.rela:
+        rec["addend"] = r.S[idx] + r.A[idx]
+    return rec
+
+
+def asmb2(ctx, out) -> None:
+    """asmb2 writes the relocation records, the symbol table and the headers."""
+    a = ctx.arch
+    lay = Layout(a.elf_class, a.order)
+    rows, first_global = ctx.symrows, ctx.first_global
+
+    # The records go straight into the mapping, one worker per output section.
+    def write(job) -> int:
+        k, off, idx = job
+        data = records(ctx, idx).tobytes()
+        view = out.view(off)
+        view.write(data)
+        return view.off - off
+
+    jobs = ctx.rec_sections
+    if ctx.opts.jobs > 1 and len(jobs) > 1:
+        with ThreadPoolExecutor(max_workers=ctx.opts.jobs) as pool:
+            written = sum(pool.map(write, jobs))
+    else:
+        written = sum(map(write, jobs))
+    if written != ctx.rec_expected:
+        raise InternalError(f"wrote {written} bytes of relocation records; layout reserved "
+                            f"{ctx.rec_expected}")
+
+    shstr = StrTab()
+    shdrs = [lay.pack_shdr(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)]
+    for o in ctx.outsections:
+        shdrs.append(lay.pack_shdr(shstr.add(o.name), SHT_NOBITS if o.nobits else SHT_PROGBITS,
+                                   KIND_SHFLAGS[o.kind], 0, o.fileoff, o.size, 0, 0, o.align, 0))
+    # An empty .note.GNU-stack: the program does not need an executable stack.
+    shdrs.append(lay.pack_shdr(shstr.add(".note.GNU-stack"), SHT_PROGBITS, 0, 0,
+                               ctx.filesize, 0, 0, 0, 1, 0))
+    symtab_index = len(shdrs) + len(jobs)
+    size = rec_dtype(ctx).itemsize
+    prefix = ".rela" if a.rela else ".rel"
+    for k, off, idx in jobs:
+        o = ctx.outsections[k]
+        shdrs.append(lay.pack_shdr(shstr.add(prefix + o.name), SHT_RELA if a.rela else SHT_REL,
+                                   SHF_INFO_LINK, 0, off, len(idx) * size, symtab_index,
+                                   o.shndx, 8 if a.elf_class == 64 else 4, size))
+
+    off = align_up(ctx.filesize, 8)
+    symoff = off
+    out.seek(off)
+    out.write(rows.tobytes())
+    off += rows.nbytes
+    stroff = off
+    data = ctx.strtab.bytes()
+    out.write(data)
+    off += len(data)
+    shdrs.append(lay.pack_shdr(shstr.add(".symtab"), SHT_SYMTAB, 0, 0, symoff, rows.nbytes,
+                               symtab_index + 1, first_global, 8 if a.elf_class == 64 else 4,
+                               lay.sym.itemsize))
+    shdrs.append(lay.pack_shdr(shstr.add(".strtab"), SHT_STRTAB, 0, 0, stroff, len(data),
+                               0, 0, 1, 0))
+    shname = shstr.add(".shstrtab")
+    shdata = shstr.bytes()
+    shdrs.append(lay.pack_shdr(shname, SHT_STRTAB, 0, 0, off, len(shdata), 0, 0, 1, 0))
+    out.write(shdata)
+    off = align_up(off + len(shdata), 8)
+    out.seek(off)
+    out.write(b"".join(shdrs))
+
+    ident = b"\x7fELF" + bytes([1 if a.elf_class == 32 else 2, 1 if a.order == "<" else 2, 1])
+    ehdr = lay.ehdr.pack(ident.ljust(16, b"\0"), ET_REL, a.elf_machine, 1, 0, 0, off,
+                         a.elf_flags, lay.ehdr.size, 0, 0, lay.shdr.size, len(shdrs),
+                         len(shdrs) - 1)
+    out.seek(0)
+    out.write(ehdr)
