@@ -294,6 +294,9 @@ def _import(path: str, h: dict, data: bytes) -> Object:
         (special & ~np.isin(raw, (SHN_ABS, SHN_COMMON)),
          "special section index {x:#x} is not supported"),
     ]
+    refuse = a.hook("refuse_symbols")
+    if refuse is not None:
+        bad += refuse(syms["other"], stype)   # what only the arch knows (st_other bits)
     for mask, msg in bad:
         mask = mask & take
         for i in np.flatnonzero(mask)[:8].tolist():

@@ -563,3 +563,23 @@ def test_elfv1_refused(tmp_path):
     msg = " ".join(p.stderr.split())
     assert f"{objs[3]}: section .opd: ELFv1 function descriptors" in msg
     assert "-mabi=elfv2" in msg
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_other_local_entry_refused(arch, tmp_path):
+    """A .localentry other than 8 bytes is refused at import, naming the symbol."""
+    o = assemble(arch, """
+	.abiversion 2
+	.globl f
+	.type f,@function
+f:	addis 2,12,.TOC.-f@ha
+	addi 2,2,.TOC.-f@l
+	nop
+	nop
+	.localentry f,.-f
+	blr
+""", tmp_path / "f.o")
+    p = minild("import", o, "-o", tmp_path / "f.obj", check=False)
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
+    msg = " ".join(p.stderr.split())
+    assert f"{o}: symbol f: its local entry point (.localentry) is not 8 bytes" in msg

@@ -23,6 +23,9 @@ Optional hooks, each called only if the module defines it:
       keyword parameters are passed only if the hook names them: symbols (per
       relocation; equal for the same symbol) for pairing rules such as MIPS
       HI16/LO16, arch (this Arch) for modules serving both byte orders.
+  refuse_symbols(st_other, st_type) -> [(mask, message)]
+      for `minild import`: ELF symbols the arch cannot link, judged from what
+      minild objects do not carry (ppc64: a .localentry offset in st_other).
 """
 
 from __future__ import annotations

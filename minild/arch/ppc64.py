@@ -36,8 +36,8 @@ caller already has r2, and r12 (which the global entry reads) is not set. ELF
 says so in st_other (.localentry); minild objects have no st_other, so the
 linker recognises the global entry by its relocations: a REL16_HA against
 .TOC. at the function's first word and a REL16_LO against .TOC. at the second.
-A branch to such a word goes 8 bytes on (the offset gcc and GNU as use). Other
-global-entry shapes (e.g. the large model's ld r2,-8(r12)) are not recognised.
+A branch to such a word goes 8 bytes on (the offset gcc and GNU as use); `minild
+import` refuses a function whose st_other gives another offset.
 GOT-, PLT- and TLS-relative types need tables a static minild link does not
 build: they are unknown types here and rejected at load time.
 """
@@ -185,6 +185,16 @@ def adjust_relocs(ctx, r) -> None:
     br = np.flatnonzero(np.isin(r.type, _BRANCHES))
     hit = br[np.isin(r.S[br] + r.A[br], entries)]
     r.S[hit] += LOCAL_ENTRY
+
+
+def refuse_symbols(other, stype) -> list:
+    """refuse_symbols (for `minild import`) refuses functions whose st_other
+    puts the local entry anywhere but 8 bytes on: minild objects do not carry
+    st_other, and adjust_relocs knows only the 8-byte global entry."""
+    k = (other.astype(np.int64) >> 5) & 7      # 2..6: offset (1 << k) >> 2 words; 3 is 8 bytes
+    return [((k >= 2) & (k != 3), "its local entry point (.localentry) is not 8 bytes past "
+             "its global entry; minild knows only the two-instruction ELFv2 global entry "
+             "(addis r2,r12 / addi r2,r2)")]
 
 
 def _refuse_elfv1(ctx) -> None:
