@@ -172,9 +172,13 @@ def adjust_relocs(ctx, r) -> None:
         d = Diagnostics()
         for k in lo[~found].tolist():
             name = ctx.arch.howtos[int(r.type[k])].name
-            d.error(f"{ctx.reloc_site(k)}: relocation {name} points to {ctx.reloc_target(k)} "
-                    f"at {int(r.S[k]):#x} without an associated R_RISCV_PCREL_HI20 relocation",
-                    *ctx.defined_in(k))
+            dk = int(defn[np.searchsorted(lo, k)])
+            sec = int(ctx.sym_sec[dk]) if dk >= 0 else -1
+            at = (ctx.section_site(sec, int(ctx.sym_value[dk])) if sec >= 0
+                  else "an absolute symbol")
+            d.error(f"{ctx.reloc_site(k)}: relocation {name} points to {at} without an "
+                    f"associated R_RISCV_PCREL_HI20 relocation; references "
+                    f"{ctx.reloc_target(k)}", *ctx.defined_in(k))
         d.check()
     h = hi[at]
     r.A = r.A.copy()  # A starts as the loader's addend column itself
