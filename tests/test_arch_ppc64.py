@@ -583,3 +583,37 @@ f:	addis 2,12,.TOC.-f@ha
     assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
     msg = " ".join(p.stderr.split())
     assert f"{o}: symbol f: its local entry point (.localentry) is not 8 bytes" in msg
+
+
+EDGE_A = r"""
+	.abiversion 2
+	.globl _start
+_start:	nop
+	bl edge_up
+	b edge_down
+	beq 0,e14_up
+	bne 0,e14_down
+"""
+
+EDGE_B = r"""
+	.globl edge_up, edge_down, e14_up, e14_down
+	.set edge_up, {text} + 0x4 + 0x1fffffc
+	.set edge_down, {text} + 0x8 - 0x2000000
+	.set e14_up, {text} + 0xc + 0x7ffc
+	.set e14_down, {text} + 0x10 - 0x8000
+"""
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_branch_range_edges(arch, tmp_path):
+    """The last reachable targets both ways link, and objdump decodes them there."""
+    text = lookup(arch).text_addr
+    objs = [assemble(arch, EDGE_A, tmp_path / "a.o"),
+            assemble(arch, EDGE_B.format(text=text), tmp_path / "b.o")]
+    out = tmp_path / "out"
+    minild("link", *_import(tmp_path, objs), "-o", out)
+    dis = subprocess.run([binutil(arch, "objdump"), "-d", out], capture_output=True, text=True,
+                         check=True).stdout
+    got = re.findall(r"\t(bl|b|beq|bne)\s+([0-9a-f]+) <", dis)
+    assert got == [("bl", f"{text + 0x4 + 0x1fffffc:x}"), ("b", f"{text + 0x8 - 0x2000000:x}"),
+                   ("beq", f"{text + 0xc + 0x7ffc:x}"), ("bne", f"{text + 0x10 - 0x8000:x}")]
