@@ -76,6 +76,8 @@ def dodata(ctx) -> None:
     ctx.segments = []
     ctx.outsections = []
     for segname, perm, segkinds in SEGMENTS:
+        if segname == "dwarf" and ctx.strip:
+            continue  # -s: no debug information either (as GNU ld's -s)
         seg = Segment(segname, perm)
         for kname in segkinds:
             ids = np.flatnonzero(kinds == KIND_ID[kname])
