@@ -128,7 +128,8 @@ def link_cmd(objects, output, entry, headtype, text_addr, round_, strip, jobs, n
 
     ctx = run(go)
     if verbose:
-        err.print(f"minild: linked {len(objects)} objects ({ctx.arch.name}, {headtype}) into "
+        fmt = ctx.format.__name__.rpartition(".")[2]
+        err.print(f"minild: linked {len(objects)} objects ({ctx.arch.name}, {fmt}) into "
                   f"{output}: {ctx.filesize} bytes before tables, entry {ctx.entry_addr:#x}, "
                   f"{len(ctx.relocs.off)} relocations, {len(ctx.sym_name)} symbols",
                   markup=False)
