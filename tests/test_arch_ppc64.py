@@ -617,3 +617,60 @@ def test_branch_range_edges(arch, tmp_path):
     got = re.findall(r"\t(bl|b|beq|bne)\s+([0-9a-f]+) <", dis)
     assert got == [("bl", f"{text + 0x4 + 0x1fffffc:x}"), ("b", f"{text + 0x8 - 0x2000000:x}"),
                    ("beq", f"{text + 0xc + 0x7ffc:x}"), ("bne", f"{text + 0x10 - 0x8000:x}")]
+
+
+# At 0x10000000 the HIGHER/HIGHEST fields of addresses are all 0: this checks them
+# on a constant with every 16-bit part set, where the "A" forms carry twice
+# (0xffff8ef0: #ha wraps to 0 and carries into #highera). Exit status: a bit per
+# sequence that came out wrong.
+HIGH_A = r"""
+	.abiversion 2
+	.globl _start
+_start:
+	li 31,0
+	lis 4,0x1234			# the expected value, from immediates alone
+	ori 4,4,0x5678
+	sldi 4,4,32
+	oris 4,4,0xffff
+	ori 4,4,0x8ef0
+
+	lis 3,big@highesta		# bit 0: HIGHESTA/HIGHERA/HIGHA/LO (carries twice)
+	ori 3,3,big@highera
+	sldi 3,3,32
+	oris 3,3,big@higha
+	addi 3,3,big@l
+	cmpd 3,4
+	beq 0,1f
+	ori 31,31,1
+1:	lis 3,big@highest		# bit 1: HIGHEST/HIGHER/HIGH/LO
+	ori 3,3,big@higher
+	sldi 3,3,32
+	oris 3,3,big@high
+	ori 3,3,big@l
+	cmpd 3,4
+	beq 0,1f
+	ori 31,31,2
+1:	bcl 20,31,2f			# bit 2: ADDR64
+2:	mflr 5
+	ld 3,(3f-2b)(5)
+	cmpd 3,4
+	beq 0,1f
+	ori 31,31,4
+1:	li 0,1
+	mr 3,31
+	sc
+	.p2align 3
+3:	.quad big
+"""
+
+HIGH_B = r"""
+	.globl big
+	.set big, 0x12345678ffff8ef0
+"""
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_high_fields(arch, tmp_path):
+    objs = [assemble(arch, HIGH_A, tmp_path / "a.o"), assemble(arch, HIGH_B, tmp_path / "b.o")]
+    gnu, mine, _ = _both(arch, tmp_path, objs)
+    assert gnu.returncode == 0 and mine.returncode == 0, (gnu, mine)

@@ -191,7 +191,9 @@ def refuse_symbols(other, stype) -> list:
     """refuse_symbols (for `minild import`) refuses functions whose st_other
     puts the local entry anywhere but 8 bytes on: minild objects do not carry
     st_other, and adjust_relocs knows only the 8-byte global entry."""
-    k = (other.astype(np.int64) >> 5) & 7      # 2..6: offset (1 << k) >> 2 words; 3 is 8 bytes
+    # st_other bits 5-7 = k: 0, 1 no separate local entry; 2..6 one (1 << k) >> 2
+    # instructions on (k = 3: 8 bytes); 7 reserved.
+    k = (other.astype(np.int64) >> 5) & 7
     return [((k >= 2) & (k != 3), "its local entry point (.localentry) is not 8 bytes past "
              "its global entry; minild knows only the two-instruction ELFv2 global entry "
              "(addis r2,r12 / addi r2,r2)")]
