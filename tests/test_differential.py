@@ -10,7 +10,8 @@ DWARF must come through relocated: readelf reads minild's output without a
 complaint, DW_AT_low_pc values are the symbols' addresses, and each function's
 line table is the one GNU ld's output has.
 
-Arch helpers add their arches to PROGRAMS and TOOLCHAINS (cross gcc / as, qemu).
+C is compiled by gcc and by clang (--target), assembly by GNU as and by
+LLVM's integrated assembler (llvm-mc): the importer must take all of them.
 """
 
 from __future__ import annotations
@@ -30,6 +31,18 @@ CFLAGS = ["-O2", "-fno-pic", "-static", "-nostdlib", "-ffreestanding",
 TOOLCHAINS = {
     "amd64": (["gcc", "-m64"], []),
     "x86": (["gcc", "-m32"], ["-m", "elf_i386"]),
+}
+# compiler -> arch -> command replacing TOOLCHAINS' C compiler
+COMPILERS = {
+    "gcc": {a: cc for a, (cc, _) in TOOLCHAINS.items()},
+    "clang": {"amd64": ["clang-14", "--target=x86_64-linux-gnu"],
+              "x86": ["clang-14", "--target=i686-linux-gnu"]},
+}
+# assembler -> arch -> command (None: GNU as for the arch)
+ASSEMBLERS = {
+    "gas": {"amd64": None, "x86": None},
+    "llvm-mc": {"amd64": ["llvm-mc", "-triple=x86_64-linux-gnu", "-filetype=obj"],
+                "x86": ["llvm-mc", "-triple=i686-linux-gnu", "-filetype=obj"]},
 }
 
 # --- C sources: the same for every arch; start.s is per arch ----------------
@@ -167,8 +180,8 @@ int main(void) {
 VM_CODE_C = r"""
 /* code.c: a bytecode program and its constant strings (rodata). */
 const unsigned char program[] = {
-    1, 10,  /* push 10 */  3,      /* loop: dup */  7, 0,   /* print "n" */
-    1, 1,   /* push 1 */   5,      /* sub */        3, 6, 3, /* dup, jnz 3 */
+    1, 10,  /* push 10 */  3,      /* 2, loop: dup */  7, 0,   /* print "n" */
+    1, 1,   /* push 1 */   5,      /* sub */        3, 6, 2, /* dup, jnz loop */
     2,      /* pop */      1, 6, 1, 7, 4, /* push 6 7 mul */ 7, 1, /* print "product" */
     8, 2,   /* say 2 */    9, 3,   /* say 3 */      0,        /* halt */
 };
@@ -480,16 +493,18 @@ ASM_PROGRAMS = {
 
 # --- helpers ---------------------------------------------------------------
 
-def build(arch: str, files: dict[str, str], d: Path, *cflags: str) -> list[Path]:
+def build(arch: str, files: dict[str, str], d: Path, *cflags: str, compiler: str = "gcc",
+          assembler: str = "gas") -> list[Path]:
     """build assembles (.s) or compiles (.c) each file; returns the objects."""
-    cc, _ = TOOLCHAINS[arch]
+    cc = COMPILERS[compiler][arch]
+    asm = ASSEMBLERS[assembler][arch] or [binutil(arch, "as")]
     objs = []
     for name, src in files.items():
         path = d / name
         path.write_text(src)
         obj = path.with_suffix(".o")
         if name.endswith(".s"):
-            cmd = [binutil(arch, "as"), "-o", str(obj), str(path)]
+            cmd = [tool(asm[0]), *asm[1:], "-o", str(obj), str(path)]
         else:
             cmd = [tool(cc[0]), *cc[1:], *CFLAGS, *cflags, "-c", "-o", str(obj), str(path)]
         p = subprocess.run(cmd, capture_output=True, text=True)
@@ -526,14 +541,15 @@ def same_run(arch: str, ref: Path, mine: Path) -> subprocess.CompletedProcess:
 
 # --- the tests -------------------------------------------------------------
 
-C_CASES = [(arch, prog, opt) for arch in TOOLCHAINS for prog in C_PROGRAMS
-           for opt in (("-O2",) if prog != "calc" else ("-O2", "-O0", "-Os"))]
+C_CASES = [(arch, cc, prog, opt) for arch in TOOLCHAINS for cc in COMPILERS
+           for prog in C_PROGRAMS
+           for opt in (("-O2", "-O0", "-Os") if prog == "calc" and cc == "gcc" else ("-O2",))]
 
 
-@pytest.mark.parametrize("arch,prog,opt", C_CASES, ids=["-".join(c) for c in C_CASES])
-def test_c_program(arch, prog, opt, tmp_path):
+@pytest.mark.parametrize("arch,cc,prog,opt", C_CASES, ids=["-".join(c) for c in C_CASES])
+def test_c_program(arch, cc, prog, opt, tmp_path):
     files = {"start.s": START_S[arch], **C_PROGRAMS[prog]}
-    objs = build(arch, files, tmp_path, opt)
+    objs = build(arch, files, tmp_path, opt, compiler=cc)
     ref = gnu_ld(arch, objs, tmp_path / "ref")
     mine = minild_link(objs, tmp_path / "mine", compact=opt == "-Os")
     r = same_run(arch, ref, mine)
@@ -548,9 +564,12 @@ def test_c_switch_has_jump_table(tmp_path):
     assert re.search(r"jmp\s+\*0x0\(,%rax,8\)", dis) and "R_X86_64_32S\t.rodata" in dis, dis
 
 
-@pytest.mark.parametrize("arch", list(ASM_PROGRAMS))
-def test_asm_program(arch, tmp_path):
-    objs = build(arch, ASM_PROGRAMS[arch], tmp_path)
+ASM_CASES = [(arch, asm) for arch in ASM_PROGRAMS for asm in ASSEMBLERS]
+
+
+@pytest.mark.parametrize("arch,asm", ASM_CASES, ids=["-".join(c) for c in ASM_CASES])
+def test_asm_program(arch, asm, tmp_path):
+    objs = build(arch, ASM_PROGRAMS[arch], tmp_path, assembler=asm)
     ref = gnu_ld(arch, objs, tmp_path / "ref")
     mine = minild_link(objs, tmp_path / "mine")
     r = same_run(arch, ref, mine)
@@ -586,7 +605,7 @@ def _value(line: str) -> str:
     ("(strp) (offset: 0x9): main" -> "main")."""
     v = line.split(":", 1)[1].strip()
     v = re.sub(r"^\(\w+\)\s*", "", v)
-    return re.sub(r"^\((indirect (line )?string, )?offset: \w+\):\s*", "", v)
+    return re.sub(r"^\((indirect (line )?string, )?(offset|index): \w+\):\s*", "", v)
 
 
 def subprogram_low_pcs(info: str) -> dict[str, int]:
@@ -624,10 +643,13 @@ def line_rows(path: Path) -> dict[str, list[tuple[str, int, int]]]:
             for fn, (lo, size) in funcs.items()}
 
 
-@pytest.mark.parametrize("arch", list(TOOLCHAINS))
-def test_dwarf(arch, tmp_path):
+DWARF_CASES = [(arch, cc) for arch in TOOLCHAINS for cc in COMPILERS]
+
+
+@pytest.mark.parametrize("arch,cc", DWARF_CASES, ids=["-".join(c) for c in DWARF_CASES])
+def test_dwarf(arch, cc, tmp_path):
     files = {"start.s": START_S[arch], **C_PROGRAMS["calc"]}
-    objs = build(arch, files, tmp_path, "-g")
+    objs = build(arch, files, tmp_path, "-g", compiler=cc)
     ref = gnu_ld(arch, objs, tmp_path / "ref")
     mine = minild_link(objs, tmp_path / "mine")
     same_run(arch, ref, mine)
