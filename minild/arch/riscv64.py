@@ -37,7 +37,7 @@ from ..reloc import Howto, absolute, either, none, pcrel, signed
 ELF_MACHINE = 243         # EM_RISCV
 ELF_CLASS = 64
 ORDER = "<"
-ELF_FLAGS = 0x5           # EF_RISCV_RVC | EF_RISCV_FLOAT_ABI_DOUBLE: what gcc's rv64gc objects carry
+ELF_FLAGS = 0x5           # EF_RISCV_RVC | EF_RISCV_FLOAT_ABI_DOUBLE, as gcc's rv64gc objects
 PAGE_SIZE = 0x1000        # GNU ld's ELF_MAXPAGESIZE for RISC-V
 TEXT_ADDR = 0x11000       # headers on the page at 0x10000, GNU ld's base
 PAD = b"\x00\x00"         # the all-zero halfword is defined illegal: a stray jump traps
@@ -174,9 +174,9 @@ def adjust_relocs(ctx, r) -> None:
             name = ctx.arch.howtos[int(r.type[k])].name
             dk = int(defn[np.searchsorted(lo, k)])
             sec = int(ctx.sym_sec[dk]) if dk >= 0 else -1
-            at = (ctx.section_site(sec, int(ctx.sym_value[dk])) if sec >= 0
-                  else "an absolute symbol")
-            d.error(f"{ctx.reloc_site(k)}: relocation {name} points to {at} without an "
+            label = (ctx.section_site(sec, int(ctx.sym_value[dk])) if sec >= 0
+                     else "an absolute symbol")
+            d.error(f"{ctx.reloc_site(k)}: relocation {name} points to {label} without an "
                     f"associated R_RISCV_PCREL_HI20 relocation; references "
                     f"{ctx.reloc_target(k)}", *ctx.defined_in(k))
         d.check()
