@@ -31,6 +31,7 @@ import io
 import os
 import re
 import struct
+import zlib
 
 import numpy as np
 
@@ -41,6 +42,7 @@ from .loader import ABS, KIND_ID, UNDEF, Object
 SHT_PROGBITS, SHT_SYMTAB, SHT_RELA, SHT_NOBITS, SHT_REL, SHT_GROUP = 1, 2, 4, 8, 9, 17
 SHT_INIT_ARRAY, SHT_FINI_ARRAY, SHT_PREINIT_ARRAY, SHT_SYMTAB_SHNDX = 14, 15, 16, 18
 SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR, SHF_GROUP, SHF_TLS = 0x1, 0x2, 0x4, 0x200, 0x400
+SHF_COMPRESSED, SHT_LOPROC, ELFCOMPRESS_ZLIB = 0x800, 0x70000000, 1
 SHN_UNDEF, SHN_LORESERVE, SHN_ABS, SHN_COMMON, SHN_XINDEX = 0, 0xFF00, 0xFFF1, 0xFFF2, 0xFFFF
 STT_OBJECT, STT_FUNC, STT_SECTION, STT_FILE, STT_COMMON, STT_TLS = 1, 2, 3, 4, 5, 6
 STT_GNU_IFUNC = 10
@@ -196,11 +198,13 @@ def _import(path: str, h: dict, data: bytes) -> Object:
                     + ", ".join(names[m] for m in members if 0 < m < len(names))
                     + "); they come from C++ inline functions and templates or -fpic thunks")
             continue
-        if kept[i] == REFUSED or _dropped(name) or not (fl & SHF_ALLOC
-                                                         or name.startswith(".debug_")):
+        dwarf = not fl & SHF_ALLOC and name.startswith(".debug_")
+        if kept[i] == REFUSED or _dropped(name) or not (fl & SHF_ALLOC or dwarf):
             continue  # non-allocated, not DWARF: nothing a program or debugger uses
-        if t not in (SHT_PROGBITS, SHT_NOBITS, SHT_INIT_ARRAY, SHT_FINI_ARRAY,
-                     SHT_PREINIT_ARRAY):
+        if dwarf and t >= SHT_LOPROC:
+            pass      # DWARF in a processor-specific type (SHT_MIPS_DWARF)
+        elif t not in (SHT_PROGBITS, SHT_NOBITS, SHT_INIT_ARRAY, SHT_FINI_ARRAY,
+                       SHT_PREINIT_ARRAY):
             if fl & SHF_ALLOC:
                 # Leaving out an allocated section could change what the program does.
                 why = f"allocated section of type {_describe('sh_type', t)} is not supported"
@@ -213,6 +217,8 @@ def _import(path: str, h: dict, data: bytes) -> Object:
                    "links programs without one")
         elif int(s["sh_addralign"]) & (int(s["sh_addralign"]) - 1):
             why = f"alignment {s['sh_addralign']} is not a power of two"
+        elif fl & SHF_COMPRESSED and not dwarf:
+            why = "compressed allocated section (SHF_COMPRESSED) is not supported"
         if why:
             d.error(f"{where}: {why}")
             kept[i] = REFUSED
@@ -234,14 +240,20 @@ def _import(path: str, h: dict, data: bytes) -> Object:
         sec_kind.append(KIND_ID[kind])
         sec_align.append(align)
         size, off = int(s["sh_size"]), int(s["sh_offset"])
-        sec_size.append(size)
         if kind == "bss":
             sec_data.append(None)
         elif off + size > len(data):
             raise fail(f"{where}: {size} bytes at offset {off:#x} lie past the end of the "
                        f"file ({len(data)} bytes)")
+        elif fl & SHF_COMPRESSED:
+            # gcc -gz: relocations apply to the uncompressed bytes.
+            raw, align = _decompress(data[off:off + size], elf_class, order, where)
+            sec_data.append(raw)
+            sec_align[-1] = max(align, 1)
+            size = len(raw)
         else:
             sec_data.append(data[off:off + size])
+        sec_size.append(size)
     sec_name = _unique(sec_name, np.zeros(len(sec_name), bool))
 
     # Symbols, as columns.
@@ -321,7 +333,7 @@ def _import(path: str, h: dict, data: bytes) -> Object:
     # Readable objects name symbols: locals whose names repeat get a #n suffix,
     # globals keep theirs (they are how other objects refer to them).
     out_names = _unique(out_names, out_bind != STB_LOCAL)
-    sym_extra = []   # (name, section, value): symbols the importer adds
+    sym_extra = []   # indexes of the symbols the importer adds (#zero)
 
     # Relocations.
     codes = np.array([hw.code for hw in a.howtos], np.int64)
@@ -409,6 +421,26 @@ def _import(path: str, h: dict, data: bytes) -> Object:
         sym_bind=out_bind.astype(np.uint8), sym_type=out_type.astype(np.uint8),
         rel_sec=cat(rs, np.int32), rel_off=cat(ro, np.int64), rel_type=cat(rt, np.int16),
         rel_sym=cat(ry, np.int32), rel_add=cat(ra, np.int64))
+
+
+def _decompress(raw: bytes, elf_class: int, order: str, where: str) -> tuple[bytes, int]:
+    """_decompress undoes SHF_COMPRESSED: an Elf_Chdr, then zlib data; returns
+    the bytes and the alignment of the uncompressed section."""
+    hdr = struct.Struct(order + ("IIQQ" if elf_class == 64 else "III"))
+    if len(raw) < hdr.size:
+        raise fail(f"{where}: compressed section shorter than its header")
+    f = hdr.unpack_from(raw)
+    ctype, size, align = (f[0], f[2], f[3]) if elf_class == 64 else f
+    if ctype != ELFCOMPRESS_ZLIB:
+        raise fail(f"{where}: compression type {ctype} is not supported (only zlib: "
+                   "compile with -gz=zlib)")
+    try:
+        out = zlib.decompress(raw[hdr.size:])
+    except zlib.error as e:
+        raise fail(f"{where}: bad zlib data: {e}")
+    if len(out) != size:
+        raise fail(f"{where}: decompressed to {len(out)} bytes, the header says {size}")
+    return out, align
 
 
 def _symdesc(symnames, stype, shndx, names, k: int) -> str:

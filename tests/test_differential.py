@@ -643,13 +643,17 @@ def line_rows(path: Path) -> dict[str, list[tuple[str, int, int]]]:
             for fn, (lo, size) in funcs.items()}
 
 
-DWARF_CASES = [(arch, cc) for arch in TOOLCHAINS for cc in COMPILERS]
+# (arch, compiler, flags): -gz compresses the DWARF sections (SHF_COMPRESSED, zlib)
+DWARF_CASES = [(arch, cc, "-g") for arch in TOOLCHAINS for cc in COMPILERS] + \
+    [(arch, "gcc", "-gz") for arch in TOOLCHAINS]
 
 
-@pytest.mark.parametrize("arch,cc", DWARF_CASES, ids=["-".join(c) for c in DWARF_CASES])
-def test_dwarf(arch, cc, tmp_path):
+@pytest.mark.parametrize("arch,cc,flag", DWARF_CASES, ids=["".join(c) for c in DWARF_CASES])
+def test_dwarf(arch, cc, flag, tmp_path):
     files = {"start.s": START_S[arch], **C_PROGRAMS["calc"]}
-    objs = build(arch, files, tmp_path, "-g", compiler=cc)
+    objs = build(arch, files, tmp_path, "-g", flag, compiler=cc)
+    if flag == "-gz":
+        assert " C " in readelf(objs[1], "-W", "-S").split(".debug_info", 1)[1].split("\n")[0]
     ref = gnu_ld(arch, objs, tmp_path / "ref")
     mine = minild_link(objs, tmp_path / "mine")
     same_run(arch, ref, mine)
