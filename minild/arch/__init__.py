@@ -8,8 +8,8 @@ branches on an arch name.
 A module defines ELF_MACHINE, ELF_CLASS, ORDER ("<" or ">"), ELF_FLAGS,
 PAGE_SIZE, TEXT_ADDR, PAD, RELA and HOWTOS (module docstring: a summary of the
 ABI's relocations). One module may serve several arch names (byte orders):
-then `variant(name) -> dict` overrides any of those constants per name.
-Optional hooks, each called only if the module defines it:
+then `variant(name) -> dict` overrides any of those constants, or hooks, per name.
+Optional hooks, each called only if the module (or variant) defines it:
 
   linker_symbols() -> {name: fn(ctx) -> address}
       symbols the linker defines when referenced and not defined (.TOC., ...)
@@ -23,6 +23,10 @@ Optional hooks, each called only if the module defines it:
       keyword parameters are passed only if the hook names them: symbols (per
       relocation; equal for the same symbol) for pairing rules such as MIPS
       HI16/LO16, arch (this Arch) for modules serving both byte orders.
+  r_info(sym, types) -> uint64 array
+      for --externallink: the r_info of relocation records, where the ELF
+      default (sym << 32 | type, or << 8 for ELF32) is not the layout
+      (mips64le: the n64 three-type r_info read as a little-endian word).
   refuse_symbols(st_other, st_type) -> [(mask, message)]
       for `minild import`: ELF symbols the arch cannot link, judged from what
       minild objects do not carry (ppc64: a .localentry offset in st_other).
@@ -80,6 +84,7 @@ class Arch:
     howtos: list[Howto]
     triple: str = ""        # GNU target triple
     index: dict[str, int] = field(default_factory=dict)  # psABI name -> howtos index
+    overrides: dict = field(default_factory=dict)        # variant(name): per-name hooks
 
     def __post_init__(self):
         self.index = {h.name: i for i, h in enumerate(self.howtos)}
@@ -89,8 +94,10 @@ class Arch:
         return self.elf_class // 8
 
     def hook(self, name: str):
-        """hook returns the module's optional function `name`, or None."""
-        return getattr(self.module, name, None)
+        """hook returns the optional function `name`: the variant's, else the
+        module's, else None."""
+        f = self.overrides.get(name)
+        return f if f is not None else getattr(self.module, name, None)
 
 
 def names() -> list[str]:
@@ -123,6 +130,6 @@ def lookup(name: str) -> Arch:
     a = Arch(name=name, module=mod, elf_machine=get("ELF_MACHINE"),
              elf_class=get("ELF_CLASS"), order=get("ORDER"), elf_flags=get("ELF_FLAGS"),
              page_size=get("PAGE_SIZE"), text_addr=get("TEXT_ADDR"), pad=get("PAD"),
-             rela=get("RELA"), howtos=get("HOWTOS"), triple=_TRIPLES[name])
+             rela=get("RELA"), howtos=get("HOWTOS"), triple=_TRIPLES[name], overrides=v)
     _cache[name] = a
     return a

@@ -53,19 +53,21 @@ def variant(name: str) -> dict:
 
 # --- instruction fields ------------------------------------------------------
 
-def field(bits: int, shift: int = 0):
-    """field returns an insert that puts (value >> shift) into the low `bits`
-    bits of the place, keeping the opcode and registers around it."""
+def field(bits: int, shift: int = 0, rounding: int = 0):
+    """field returns an insert that puts (value + rounding) >> shift into the
+    low `bits` bits of the place, keeping the opcode and registers around it.
+    The whole encoding lives here, not in calc, so that --externallink can
+    store a REL addend (S + A) in the place the way as does."""
     mask = np.uint64((1 << bits) - 1)
 
     def insert(old: np.ndarray, v: np.ndarray) -> np.ndarray:
-        return (old & ~mask) | ((v >> shift).astype(np.uint64) & mask)
+        return (old & ~mask) | (((v + rounding) >> shift).astype(np.uint64) & mask)
     return insert
 
 
-def hi16(S, A, P):
-    """(S + A + 0x8000) >> 16: the lui half that pairs with a sign-extended LO16."""
-    return (S + A + 0x8000) >> 16
+# lui's half: rounded up by 0x8000 so that the sign-extended LO16 added to it
+# gives back the exact address.
+HI16 = field(16, 16, 0x8000)
 
 
 REGION = 1 << 28
@@ -73,7 +75,8 @@ REGION = 1 << 28
 
 def region26(S, A, P):
     """S + A less the start of the 256 MB region of the delay slot (P + 4):
-    in [0, 256 MB) exactly when j/jal can reach the target."""
+    in [0, 256 MB) exactly when j/jal can reach the target (range errors
+    print this offset)."""
     return S + A - ((P + 4) & -REGION)
 
 
@@ -81,7 +84,7 @@ HOWTOS = [
     Howto("R_MIPS_NONE", 0, 0, none),
     Howto("R_MIPS_32", 2, 4, absolute, either(32)),
     Howto("R_MIPS_26", 4, 4, region26, (0, REGION - 1), 4, field(26, 2)),
-    Howto("R_MIPS_HI16", 5, 4, hi16, None, 1, field(16)),
+    Howto("R_MIPS_HI16", 5, 4, absolute, None, 1, HI16),
     Howto("R_MIPS_LO16", 6, 4, absolute, None, 1, field(16)),
     Howto("R_MIPS_PC16", 10, 4, pcrel, signed(18), 4, field(16, 2)),
     Howto("R_MIPS_JALR", 37, 0, none),

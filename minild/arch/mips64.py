@@ -30,8 +30,10 @@ are unknown here and rejected at import.
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..reloc import Howto, absolute, either, none, pcrel, signed
-from .mips import REGION, field, hi16, region26
+from .mips import HI16, REGION, field, region26
 
 ELF_MACHINE = 8           # EM_MIPS
 ELF_CLASS = 64
@@ -47,28 +49,27 @@ RELA = True
 
 def variant(name: str) -> dict:
     if name == "mips64le":
-        return {"ORDER": "<", "PAD": b"\x0d\x00\x00\x00"}
+        return {"ORDER": "<", "PAD": b"\x0d\x00\x00\x00", "r_info": r_info_le}
     return {}
 
 
-def higher(S, A, P):
-    return (S + A + 0x80008000) >> 32
-
-
-def highest(S, A, P):
-    return (S + A + 0x800080008000) >> 48
+def r_info_le(sym: np.ndarray, types: np.ndarray) -> np.ndarray:
+    """r_info_le: n64's r_info is r_sym (u32 in file order) then the bytes
+    r_ssym, r_type3, r_type2, r_type; read as a little-endian u64 that puts the
+    type in the top byte. Big-endian files get ELF64's usual sym << 32 | type."""
+    return sym.astype(np.uint64) | (types.astype(np.uint64) << np.uint64(56))
 
 
 HOWTOS = [
     Howto("R_MIPS_NONE", 0, 0, none),
     Howto("R_MIPS_32", 2, 4, absolute, either(32)),
     Howto("R_MIPS_26", 4, 4, region26, (0, REGION - 1), 4, field(26, 2)),
-    Howto("R_MIPS_HI16", 5, 4, hi16, None, 1, field(16)),
+    Howto("R_MIPS_HI16", 5, 4, absolute, None, 1, HI16),
     Howto("R_MIPS_LO16", 6, 4, absolute, None, 1, field(16)),
     Howto("R_MIPS_PC16", 10, 4, pcrel, signed(18), 4, field(16, 2)),
     Howto("R_MIPS_64", 18, 8, absolute),
-    Howto("R_MIPS_HIGHER", 28, 4, higher, None, 1, field(16)),
-    Howto("R_MIPS_HIGHEST", 29, 4, highest, None, 1, field(16)),
+    Howto("R_MIPS_HIGHER", 28, 4, absolute, None, 1, field(16, 32, 0x80008000)),
+    Howto("R_MIPS_HIGHEST", 29, 4, absolute, None, 1, field(16, 48, 0x800080008000)),
     Howto("R_MIPS_JALR", 37, 0, none),
     Howto("R_MIPS_PC32", 248, 4, pcrel, either(32)),
 ]
