@@ -104,6 +104,19 @@ def relocation_types(arch: str, d: Path, names: list[str]):
     return "all" if not missing else missing
 
 
+def abicalls_refused(arch: str, d: Path) -> None:
+    """gcc's Debian default, -mabicalls, calls through the GOT even with -fno-pic:
+    `minild import` refuses such an object with a located message."""
+    (d / "pic.c").write_text("extern int f(int);\nint g(int x) { return f(x) + 1; }\n")
+    cmd = [gcc(arch), "-O2", "-fno-pic", "-c", "-o", str(d / "pic.o"), str(d / "pic.c")]
+    subprocess.run(cmd, check=True)
+    p = minild("import", "pic.o", "-o", "pic.obj", check=False, cwd=d)
+    msg = " ".join(p.stderr.split())
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
+    assert "pic.o: section .rel" in msg and "R_MIPS_CALL16" in msg and "at .text+0x" in msg, msg
+    assert not (d / "pic.obj").exists()
+
+
 def hello_golden(arch: str, tmp_path: Path) -> None:
     out = tmp_path / "hello"
     minild("link", EXAMPLES / "hello" / f"{arch}.obj", "-o", out)
@@ -281,6 +294,8 @@ _start:
 \tbal\tsum_table\t\t# R_MIPS_PC16 into calc.o
 \tnop
 \tmove\t$s0, $v0
+\tjal\taddone\t\t\t# R_MIPS_26 to a local label (section symbol + addend)
+\tnop
 \tlui\t$t0, %hi(buf+0x18000)\t# AHL = (2 << 16) + (short)0x8000
 \tlui\t$t2, %hi(val2)\t\t# another symbol's HI16 between the pair
 \tlw\t$t3, %lo(val2)($t2)
@@ -303,6 +318,9 @@ _start:
 \tsyscall
 \tb\tdone\t\t\t# R_MIPS_PC16 into io.o, no link
 \tmove\t$a0, $s0
+addone:
+\tjr\t$ra
+\taddiu\t$s0, $s0, 1
 \t.data
 pcrel:\t.word\tmsg2 - .\t\t# R_MIPS_PC32 to io.o's rodata
 """ + NOTE
@@ -363,8 +381,8 @@ msg2:\t.ascii\t"relocated\\n"
 val2:\t.word\t20
 """ + NOTE
 
-# 10 + 20 + K=5 = 35; + 7 (buf+0x18000) + 20 (val2) = 62; twice = 124.
-ASM_OUT = (b"hello, world\nrelocated\n", 124)
+# 10 + 20 + K=5 = 35; + 1 (addone) + 7 (buf+0x18000) + 20 (val2) = 63; twice = 126.
+ASM_OUT = (b"hello, world\nrelocated\n", 126)
 
 
 @pytest.mark.parametrize("arch", O32)
@@ -424,3 +442,8 @@ def test_out_of_range_and_misaligned(tmp_path, arch, case):
 @pytest.mark.parametrize("prog", sorted(C_PROGRAMS))
 def test_c_programs_match_gnu_ld(tmp_path, arch, prog):
     c_program(arch, tmp_path, prog, O32_SYSCALLS)
+
+
+@pytest.mark.parametrize("arch", O32)
+def test_abicalls_objects_are_refused(tmp_path, arch):
+    abicalls_refused(arch, tmp_path)

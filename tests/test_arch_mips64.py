@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import pytest
 
-from test_arch_mips import (ASM_OUT, C_PROGRAMS, NOTE, build, c_program, check_refused,
-                            differential, error_cases, hello_golden, minild_link,
-                            relocation_types)
+from test_arch_mips import (ASM_OUT, C_PROGRAMS, NOTE, abicalls_refused, build, c_program,
+                            check_refused, differential, error_cases, hello_golden,
+                            minild_link, relocation_types)
 
 N64 = ["mips64", "mips64le"]
 N64_SYSCALLS = {"write": 5001, "exit": 5058}
@@ -51,6 +51,8 @@ _start:
 \tbal\tsum_table\t\t# R_MIPS_PC16 into calc.o
 \tnop
 \tmove\t$s0, $v0
+\tjal\taddone\t\t\t# R_MIPS_26 to a local label (section symbol + addend)
+\tnop
 \tla64\t$t0, buf+0x18000\t# the LO16 part 0x8000 is negative: HI16 carries
 \tlw\t$t1, 0($t0)
 \taddu\t$s0, $s0, $t1
@@ -72,6 +74,9 @@ _start:
 \tsyscall
 \tb\tdone\t\t\t# R_MIPS_PC16 into io.o, no link
 \tmove\t$a0, $s0
+addone:
+\tjr\t$ra
+\taddiu\t$s0, $s0, 1
 \t.data
 pcrel:\t.word\tmsg2 - .\t\t# R_MIPS_PC32 to io.o's rodata
 """ + NOTE
@@ -169,3 +174,8 @@ def test_r_mips_32_address_does_not_fit(tmp_path, arch):
 @pytest.mark.parametrize("prog", sorted(C_PROGRAMS))
 def test_c_programs_match_gnu_ld(tmp_path, arch, prog):
     c_program(arch, tmp_path, prog, N64_SYSCALLS)
+
+
+@pytest.mark.parametrize("arch", N64)
+def test_abicalls_objects_are_refused(tmp_path, arch):
+    abicalls_refused(arch, tmp_path)
