@@ -139,9 +139,9 @@ _start:
 	ori	s1, s1, 16
 5:	c.j	6f			# R_RISCV_RVC_JUMP
 	ori	s1, s1, 16
-6:	# 32: label differences in data: ADD/SUB 8, 16, 32, 64
-	lla	a2, .Ls
-	lla	a3, .Le
+6:	# 32: label differences in data: ADD/SUB 8, 16, 32, 64, SET/SUB
+	lla	a2, region
+	lla	a3, region_end
 	sub	a2, a3, a2
 	lla	a3, dist
 	lbu	a4, 0(a3)
@@ -151,6 +151,16 @@ _start:
 	lwu	a4, 4(a3)
 	bne	a2, a4, 7f
 	ld	a4, 8(a3)
+	bne	a2, a4, 7f
+	lla	a3, sets		# and SET6/SUB6, SET8, SET16, SET32
+	lbu	a4, 1(a3)
+	bne	a2, a4, 7f
+	lhu	a4, 2(a3)
+	bne	a2, a4, 7f
+	lwu	a4, 4(a3)
+	bne	a2, a4, 7f
+	lbu	a4, 0(a3)
+	ori	a2, a2, 0xc0		# SET6/SUB6 keep the byte's top two bits
 	beq	a2, a4, 8f
 7:	ori	s1, s1, 32
 8:	# 64: a pc-relative pair with an addend, into a table in another object
@@ -180,18 +190,34 @@ _start:
 14:	addi	a0, s1, 7
 	li	a7, 93			# exit(7 + failed checks)
 	ecall
-.Ls:	call	say_nl			# a region relaxation could shrink: GNU as
+region:	call	say_nl			# a region relaxation could shrink: GNU as
 	tail	say_nl			# leaves its size to the linker
-.Le:
+region_end:
 
 	.data
 	.balign	8
-dist:	.byte	.Le - .Ls		# R_RISCV_ADD8 / SUB8
+dist:	.byte	region_end - region		# R_RISCV_ADD8 / SUB8
 	.byte	0
-	.half	.Le - .Ls		# R_RISCV_ADD16 / SUB16
-	.word	.Le - .Ls		# R_RISCV_ADD32 / SUB32
-	.dword	.Le - .Ls		# R_RISCV_ADD64 / SUB64
+	.half	region_end - region		# R_RISCV_ADD16 / SUB16
+	.word	region_end - region		# R_RISCV_ADD32 / SUB32
+	.dword	region_end - region		# R_RISCV_ADD64 / SUB64
 abs32:	.word	say_bang		# R_RISCV_32
+	# SETn then SUBn at one place, as GNU as writes DWARF call frame advances.
+	# The labels are plain local symbols: .L ones would become .text + addend,
+	# and GNU ld 2.40 applies a SUBn's addend with the wrong sign (ld.lld and
+	# minild agree on V - S - A).
+sets:	.reloc	., R_RISCV_SET6, region_end
+	.reloc	., R_RISCV_SUB6, region
+	.byte	0xc0
+	.reloc	., R_RISCV_SET8, region_end
+	.reloc	., R_RISCV_SUB8, region
+	.byte	0
+	.reloc	., R_RISCV_SET16, region_end
+	.reloc	., R_RISCV_SUB16, region
+	.half	0
+	.reloc	., R_RISCV_SET32, region_end
+	.reloc	., R_RISCV_SUB32, region
+	.word	0
 	.reloc	., R_RISCV_32_PCREL, say_bang	# GNU as writes ADD32/SUB32 for `x - .`
 pc32:	.word	0
 """

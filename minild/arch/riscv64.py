@@ -7,6 +7,9 @@ halfwords for the C extension, aligned to 2 bytes):
                                    cannot resolve (jump tables under medany,
                                    code whose size relaxation could change)
   R_RISCV_32_PCREL     S + A - P   32-bit pc-relative data word
+  R_RISCV_SETn         S + A       n = 8, 16, 32: replace the field (DWARF
+                                   call frames, with SUB6/SET6 in the low 6
+                                   bits of DW_CFA_advance_loc's byte)
   R_RISCV_BRANCH       S + A - P   B-type (beq, ...): signed 13 bits, even
   R_RISCV_JAL          S + A - P   J-type (jal, j): signed 21 bits (+-1 MiB), even
   R_RISCV_RVC_BRANCH   S + A - P   CB-type (c.beqz/c.bnez): signed 9 bits, even
@@ -105,6 +108,14 @@ def _call(old, v):
     return _utype(lo, v) | (_itype(hi, v) << _U(32))
 
 
+def _set6(old, v):
+    return (old & _U(0xC0)) | (_u(v) & _U(0x3F))
+
+
+def _sub6(old, v):
+    return (old & _U(0xC0)) | ((old - _u(v)) & _U(0x3F))
+
+
 def _add(old, v):
     return old + _u(v)
 
@@ -130,6 +141,12 @@ HOWTOS = [
     Howto("R_RISCV_HI20", 26, 4, absolute, _HI, 1, _utype),
     Howto("R_RISCV_LO12_I", 27, 4, absolute, None, 1, _itype),
     Howto("R_RISCV_LO12_S", 28, 4, absolute, None, 1, _stype),
+    # SETn before ADDn/SUBn: apply_block applies types in list order, and a
+    # SET and a SUB at one place mean "end - start" only in that order.
+    Howto("R_RISCV_SET6", 53, 1, absolute, None, 1, _set6),
+    Howto("R_RISCV_SET8", 54, 1, absolute),
+    Howto("R_RISCV_SET16", 55, 2, absolute),
+    Howto("R_RISCV_SET32", 56, 4, absolute),
     Howto("R_RISCV_ADD8", 33, 1, absolute, None, 1, _add),
     Howto("R_RISCV_ADD16", 34, 2, absolute, None, 1, _add),
     Howto("R_RISCV_ADD32", 35, 4, absolute, None, 1, _add),
@@ -138,6 +155,7 @@ HOWTOS = [
     Howto("R_RISCV_SUB16", 38, 2, absolute, None, 1, _sub),
     Howto("R_RISCV_SUB32", 39, 4, absolute, None, 1, _sub),
     Howto("R_RISCV_SUB64", 40, 8, absolute, None, 1, _sub),
+    Howto("R_RISCV_SUB6", 52, 1, absolute, None, 1, _sub6),
     Howto("R_RISCV_ALIGN", 43, 0, none),
     Howto("R_RISCV_RVC_BRANCH", 44, 2, pcrel, signed(9), 2, _cbtype),
     Howto("R_RISCV_RVC_JUMP", 45, 2, pcrel, signed(12), 2, _cjtype),
