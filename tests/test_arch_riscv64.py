@@ -446,3 +446,21 @@ def test_c_programs_have_jump_tables(tmp_path, model, table):
             if re.match(r"Relocation section '\.rela\.s?rodata", sec.strip()):
                 rodata_relocs |= set(re.findall(r"(R_RISCV_\w+)\s+[0-9a-f]+\s+\.L", sec))
     assert table <= rodata_relocs, rodata_relocs
+
+
+def test_c_program_with_debug_info(tmp_path):
+    """gcc -g: DWARF call frames use SET6/SUB6 and SET16/SUB16 pairs; readelf
+    decodes minild's frames to the same instructions as GNU ld's."""
+    objs = build_c(tmp_path, C_PROGRAMS["calc"], "-g", "-mcmodel=medany")
+    assert {"R_RISCV_SET6", "R_RISCV_SUB6"} <= reloc_types(objs)
+    _, mine = link_both(tmp_path, objs)
+
+    def frames(path):
+        # Addresses differ between the two links (text starts elsewhere); the
+        # advances between them, and every other instruction, must not.
+        text = readelf(path, "--debug-dump=frames")
+        return [re.sub(r" to [0-9a-f]+$|pc=.*", "", line) for line in text.splitlines()[1:]]
+
+    gnu = tmp_path / "prog.gnu"
+    assert frames(mine) == frames(gnu)
+    assert any("DW_CFA_advance_loc" in line for line in frames(mine))
