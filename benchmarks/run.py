@@ -41,7 +41,7 @@ from rich.table import Table  # noqa: E402
 
 from program import SIZES  # noqa: E402
 
-console = Console(highlight=False)
+console = Console(highlight=False, width=max(100, shutil.get_terminal_size().columns))
 JOBS = 2  # the machine's cores
 TIME = "/usr/bin/time"  # GNU time, for the peak RSS of one command
 
@@ -237,17 +237,21 @@ def paired(a: tuple[list[str], Path], b: tuple[list[str], Path], pairs: int) -> 
 
 
 def profile(objs: list[Path], out: Path, top: int = 15) -> str:
-    """profile links in-process under cProfile; returns the top functions by
-    cumulative and by own time."""
+    """profile links in-process under cProfile (after one warm-up link) and
+    returns the top functions by cumulative and by own time. The timer is the
+    process's CPU time: on a shared machine, time spent waiting for a core is
+    noise, not minild's."""
     import cProfile
     import io
     import pstats
 
     from minild.link import Options, link
 
-    pr = cProfile.Profile()
+    opts = Options(objects=[str(o) for o in objs], output=str(out))
+    link(opts)
+    pr = cProfile.Profile(time.process_time)
     pr.enable()
-    link(Options(objects=[str(o) for o in objs], output=str(out)))
+    link(opts)
     pr.disable()
     s = io.StringIO()
     st = pstats.Stats(pr, stream=s)
@@ -269,8 +273,9 @@ def mib(x: float) -> str:
 def report(res: dict) -> None:
     inp = res["inputs"]
     console.print(f"[bold]{res['size']}[/]: {inp['funcs']:,} functions, {inp['objects']} objects, "
-                  f"{inp['relocations']:,} relocations, .o {mib(inp.get('o_bytes', 0))} MiB, "
-                  f"compact {mib(inp['obj_bytes'])} MiB, output {mib(res['output_bytes'])} MiB; "
+                  f"{inp['relocations']:,} relocations, "
+                  + (f".o {mib(inp['o_bytes'])} MiB, " if "o_bytes" in inp else "")
+                  + f"compact {mib(inp['obj_bytes'])} MiB, output {mib(res['output_bytes'])} MiB; "
                   f"every output printed {inp['stdout'].strip()}")
     if "linkers" in res:
         t = Table(title=f"links, {res['size']} (medians, n={res['runs']}, after a warm-up)")
@@ -304,10 +309,10 @@ def report(res: dict) -> None:
                   f"{r['peak_mib']:.1f}")
     console.print(t)
     steps = res["steps"]
-    console.print("steps: " + ", ".join(
-        f"{k} {v['wall']:.1f} s wall / {v['cpu']:.1f} s cpu" + (f" ({v['files']} files)"
-                                                               if "files" in v else "")
-        for k, v in steps.items()))
+    if steps:
+        console.print("steps: " + ", ".join(
+            f"{k} {v['wall']:.1f} s wall / {v['cpu']:.1f} s cpu"
+            + (f" ({v['files']} files)" if "files" in v else "") for k, v in steps.items()))
 
 
 def main(argv=None) -> None:
@@ -324,6 +329,9 @@ def main(argv=None) -> None:
     ap.add_argument("--profile", action="store_true",
                     help="also link in-process under cProfile and print the top 15")
     ap.add_argument("--json", type=Path, help="result file (default benchmarks/out/SIZE.json)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep the inputs of an earlier run with the same size and seed "
+                         "(skips generating, assembling and importing; not timed then)")
     a = ap.parse_args(argv)
     if a.runs < 1 or a.pairs < 1:
         ap.error("--runs and --pairs must be >= 1 (5 or more for the report)")
@@ -332,9 +340,12 @@ def main(argv=None) -> None:
     work = a.work or Path("/tmp/minild-bench") / tag
     outs = a.outputs or (Path("/dev/shm") / f"minild-bench-{tag}" if Path("/dev/shm").is_dir()
                          else work / "out")
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
+    manifest = work / "manifest.json"
+    reuse = a.reuse and manifest.exists() and json.loads(manifest.read_text())["seed"] == a.seed
+    if not reuse:
+        if work.exists():
+            shutil.rmtree(work)
+        work.mkdir(parents=True)
     outs.mkdir(parents=True, exist_ok=True)
     require("readelf", TIME)
     if not a.compact_only:
@@ -343,19 +354,29 @@ def main(argv=None) -> None:
     res: dict = {"size": a.size, "compact_only": a.compact_only, "runs": a.runs,
                  "pairs": a.pairs, "time": time.strftime("%Y-%m-%d %H:%M:%S"),
                  "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                             "kernel": platform.release()},
+                             "kernel": platform.release(), "loadavg": os.getloadavg()},
                  "steps": {}}
-    console.print(f"generating {a.size} in {work} ...")
-    m = generate(a.size, work, a.seed, a.compact_only)
-    res["steps"]["generate"] = {"wall": m["gen_s"], "cpu": m["gen_s"]}
-    if a.compact_only:
-        objs = [work / n for n in m["inputs"]]
+    if reuse:
+        console.print(f"reusing the inputs in {work}")
+        m = json.loads(manifest.read_text())
+        srcs = m["inputs"] if a.compact_only else m["sources"]
+        objs = [work / (Path(n).stem + ".obj") for n in srcs]
+        elfs = [work / (Path(n).stem + ".o") for n in srcs]
+        if not a.compact_only:
+            m["o_bytes"] = sum(o.stat().st_size for o in elfs)
     else:
-        console.print("assembling ...")
-        elfs, res["steps"]["assemble"] = assemble(work, m["sources"])
-        m["o_bytes"] = sum(o.stat().st_size for o in elfs)
-        console.print("importing with minild import --compact ...")
-        objs, res["steps"]["import"] = import_all(elfs)
+        console.print(f"generating {a.size} in {work} ...")
+        m = generate(a.size, work, a.seed, a.compact_only)
+        res["steps"]["generate"] = {"wall": m["gen_s"], "cpu": m["gen_s"]}
+        if a.compact_only:
+            objs = [work / n for n in m["inputs"]]
+        else:
+            console.print("assembling ...")
+            elfs, res["steps"]["assemble"] = assemble(work, m["sources"])
+            m["o_bytes"] = sum(o.stat().st_size for o in elfs)
+            console.print("importing with minild import --compact ...")
+            objs, res["steps"]["import"] = import_all(elfs)
+        manifest.write_text(json.dumps(m, indent=1))
     m["obj_bytes"] = sum(o.stat().st_size for o in objs)
     res["inputs"] = m
 
@@ -399,7 +420,7 @@ def main(argv=None) -> None:
     res["phases"] = bench_phases([*minild_link, "-o", str(mo)], a.runs)
     if a.profile:
         res["profile"] = profile(objs, outs / "out.profile")
-        console.print(res["profile"], markup=False)
+        print(res["profile"], flush=True)  # plain: a narrow console would wrap its columns
 
     for s in res.get("linkers", {}).values():
         del s["samples"]
