@@ -678,3 +678,27 @@ def test_relocations_without_symbol(arch, tmp_path):
                    check=True)
     minild("link", obj.with_suffix(".obj"), "-o", tmp_path / "mine")
     assert run_output(arch, ref).returncode == run_output(arch, tmp_path / "mine").returncode == 42
+
+
+def test_repeated_section_names(tmp_path):
+    """Two sections named .text (as's `unique`): the second becomes .text#1 and
+    the relocation against its section symbol still reaches it."""
+    obj = build("amd64", tmp_path / "dup.s", """
+        .text
+        .globl _start
+_start: call .Lsecond
+        movl %eax, %edi
+        movl $60, %eax
+        syscall
+        .section .text, "ax", @progbits, unique, 1
+        nop
+.Lsecond: movl $77, %eax
+        ret
+        .section .note.GNU-stack, "", @progbits
+""")
+    doc = import_json(obj)
+    assert [s["name"] for s in doc["sections"] if s["kind"] == "text"] == [".text", ".text#1"]
+    (r,) = doc["sections"][0]["relocs"]
+    assert (r["symbol"], r["addend"]) == (".text#1", -3)
+    minild("link", obj.with_suffix(".obj"), "-o", tmp_path / "mine")
+    assert run_output("amd64", tmp_path / "mine").returncode == 77
