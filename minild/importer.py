@@ -461,7 +461,8 @@ def _why(rname: str, arch: str) -> str:
 
 
 def _unique(names: list[str], fixed: np.ndarray) -> list[str]:
-    """_unique renames repeated names (name#1, name#2, ...) except where fixed;
+    """_unique renames repeated names (name#1, name#2, ..., $d.1 for mapping
+    symbols) except where fixed;
     one C-speed check settles the common case of no repeats."""
     if len(set(names)) == len(names):
         return names
@@ -480,10 +481,15 @@ def _unique(names: list[str], fixed: np.ndarray) -> list[str]:
 def _fresh(name: str, taken) -> str:
     if name not in taken:
         return name
+    # Mapping symbols ($a, $d, $t, $x: where code and data start, for
+    # disassemblers) stay mapping symbols as "$d.1": the ARM and AArch64 ELF
+    # specifications allow "$d.<anything>". Other names get "#1", which no
+    # compiler emits.
+    sep = "." if name.startswith("$") else "#"
     c = 1
-    while f"{name}#{c}" in taken:
+    while f"{name}{sep}{c}" in taken:
         c += 1
-    return f"{name}#{c}"
+    return f"{name}{sep}{c}"
 
 
 _SHDR_FIELDS = ("sh_name", "sh_type", "sh_flags", "sh_addr", "sh_offset", "sh_size", "sh_link",
