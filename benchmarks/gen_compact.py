@@ -103,6 +103,17 @@ class Relocs:
                 cols[3].astype(np.int32), cols[4])
 
 
+def first_seen(ids: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """first_seen returns the distinct ids in order of first appearance (row-major)
+    and, for every id below n, its position in that list."""
+    flat = ids.ravel()
+    _, first = np.unique(flat, return_index=True)
+    order = flat[np.sort(first)]
+    pos = np.full(n, -1, np.int64)
+    pos[order] = np.arange(len(order))
+    return order, pos
+
+
 def function_object(p: Program, k: int, a: archreg.Arch) -> Object:
     """function_object is o<k>: the functions of object k, their rodata, table and bss."""
     TEXT, RODATA, DATA, BSS = range(4)
@@ -121,19 +132,20 @@ def function_object(p: Program, k: int, a: archreg.Arch) -> Object:
     fdef = sy.add([f"f{i}" for i in ids.tolist()], TEXT, foff, fsize, type_=2)
     tdef = sy.add([f"t{k}"], DATA, 0, 8 * n * p.table_reps, type_=1)
     bdef = sy.add([f"b{k}"], BSS, 0, 8 * BSS_SLOTS, type_=1)
-    # Undefined: every function of another object named here, every other bss array.
-    ext = np.unique(callees)
+    # Undefined: every function of another object named here, every other bss
+    # array, in the order of first reference as GNU as lists them. (Sorted names
+    # would make the linker's name lookups unrealistically cache-friendly.)
+    ext, fpos = first_seen(callees, p.funcs)
     fext = sy.add([f"f{j}" for j in ext.tolist()], -1)
-    oext = np.unique(p.other_obj[lo:hi])
+    oext, opos = first_seen(p.other_obj[lo:hi], p.objects)
     bext = sy.add([f"b{o}" for o in oext.tolist()], -1)
 
     r = Relocs()
     c = len(HEAD) + 1
     r.add(TEXT, foff + 0x09, PC32, 1, li * 16 - 4)
     r.add(TEXT, foff + 0x10, PC32, bdef, p.own_slot[lo:hi] * 8 - 4)
-    r.add(TEXT, foff + 0x17, PC32, bext + np.searchsorted(oext, p.other_obj[lo:hi]),
-          p.other_slot[lo:hi] * 8 - 4)
-    csym = fext + np.searchsorted(ext, callees)
+    r.add(TEXT, foff + 0x17, PC32, bext + opos[p.other_obj[lo:hi]], p.other_slot[lo:hi] * 8 - 4)
+    csym = fext + fpos[callees]
     for j in range(p.calls):
         r.add(TEXT, foff + c + 3, PLT32, csym[:, j], -4)
         c += len(CALL)
