@@ -3,13 +3,15 @@
 Not a timed test (timings on a shared 2-core machine are noise): it counts the
 Python events (function calls and executed lines, the tracer's 'call' and
 'line') in minild's own modules while linking a generated program, then links
-the same program with ten times the relocations (each function sits ten times
-more often in its object's pointer table: same symbols, same sections) and
+the same program with ten times the relocations (each function listed 91
+times in its object's pointer table instead of once: same symbols, same
+sections) and
 asserts that the count stayed nearly flat and far below the number of
 relocations. A loop over relocations, a per-relocation helper call or a
 comprehension over relocation rows would add one or more events per
 relocation and fail here, whatever it costs in time. The larger output is run
-(natively: amd64) and must print the checksum the generator computed.
+(natively: amd64) and must print the checksum the generator computed. A last
+test keeps the benchmark's two generators (assembly and compact) in step.
 """
 
 from __future__ import annotations
@@ -102,3 +104,37 @@ def test_large_output_runs(counts):
     _, m, exe = counts[91]
     p = subprocess.run([str(exe)], capture_output=True, timeout=60)
     assert (p.stdout.decode(), p.returncode) == (m["stdout"], m["status"])
+
+
+def test_generators_agree(tmp_path):
+    """The benchmark's two generators describe one program: gen.py's assembly,
+    assembled by GNU as and linked by GNU ld, prints the model's checksum, and
+    gen_compact's objects carry the code as emitted (up to alignment padding)."""
+    import gen
+    from conftest import binutil
+    from elftools.elf.elffile import ELFFile
+
+    p = build(40, 4, seed=3, table_reps=2)
+    m = gen.write(p, str(tmp_path), 3)
+    objs = []
+    for s in m["sources"]:
+        o = tmp_path / (s[:-2] + ".o")
+        subprocess.run([binutil("amd64", "as"), "-o", str(o), str(tmp_path / s)], check=True)
+        objs.append(str(o))
+    exe = tmp_path / "ld.out"
+    subprocess.run([binutil("amd64", "ld"), "-static", "-nostdlib", "-e", "_start", "-o",
+                    str(exe), *objs], check=True)
+    r = subprocess.run([str(exe)], capture_output=True, timeout=30)
+    assert (r.stdout.decode(), r.returncode) == (m["stdout"], m["status"])
+
+    code, fsize = gen_compact.template(p.calls)
+    compact = dict(gen_compact.objects(p))
+    for k in range(p.objects):
+        with open(tmp_path / f"o{k}.o", "rb") as f:
+            text = ELFFile(f).get_section_by_name(".text").data()
+        mine = compact[f"o{k}.obj"].sec_data[0]
+        for i in range(p.per):
+            a = i * len(code)
+            assert text[a:a + fsize] == mine[a:a + fsize], (k, i)
+    with open(tmp_path / "main.o", "rb") as f:
+        assert ELFFile(f).get_section_by_name(".text").data() == compact["main.obj"].sec_data[0]
