@@ -70,12 +70,15 @@ def asmb(ctx, out, jobs: int, block_size: int = BLOCK_SIZE) -> None:
     r = ctx.relocs
     rblock = sec_block[r.sec]
     keep = rblock >= 0          # relocations of sections left out (-s drops DWARF)
-    order = np.flatnonzero(keep)[np.argsort(rblock[keep], kind="stable")]
-    bounds = np.searchsorted(rblock[order], np.arange(len(blocks) + 1))
+    kept = np.flatnonzero(keep)
+    rb = rblock[kept]
+    if len(blocks) < 1 << 16:
+        rb = rb.astype(np.uint16)  # numpy's stable sort of 16-bit keys is a radix sort
+    order = kept[np.argsort(rb, kind="stable")]
+    bounds = np.concatenate(([0], np.cumsum(np.bincount(rb, minlength=len(blocks)))))
     howtos, byteorder = ctx.arch.howtos, ctx.arch.order
     # A format that leaves relocation to another linker says what to do instead.
     apply = getattr(ctx.format, "apply_relocs", None)
-    F, T, S, A, P = (r.fileoff[order], r.type[order], r.S[order], r.A[order], r.P[order])
 
     def write(i: int) -> list[tuple[Problem, np.ndarray]]:
         b = blocks[i]
@@ -87,12 +90,14 @@ def asmb(ctx, out, jobs: int, block_size: int = BLOCK_SIZE) -> None:
             data = ctx.sec_data[s]
             if data:
                 buf[o:o + len(data)] = np.frombuffer(data, np.uint8)
-        lo, hi = bounds[i], bounds[i + 1]
-        args = (buf, F[lo:hi] - b.fileoff, T[lo:hi], S[lo:hi], A[lo:hi], P[lo:hi], howtos,
-                byteorder)
+        # This block's relocations, gathered here rather than all at once: the
+        # link never holds a second, sorted copy of every relocation column.
+        k = order[bounds[i]:bounds[i + 1]]
+        off = ctx.sec_fileoff[r.sec[k]] + r.off[k] - b.fileoff
+        args = (buf, off, r.type[k], r.S[k], r.A[k], r.P[k], howtos, byteorder)
         probs = apply_block(*args) if apply is None else apply(ctx, *args)
         view.commit(b.fileoff, buf)
-        return [(p, order[lo + p.index]) for p in probs]
+        return [(p, k[p.index]) for p in probs]
 
     if jobs <= 1 or len(blocks) <= 1:
         results = [write(i) for i in range(len(blocks))]

@@ -21,6 +21,8 @@ import numpy as np
 
 from .errors import InternalError
 
+POPULATE = getattr(mmap, "MAP_POPULATE", 0)
+
 # Past this much heap spill, grow the mapping and copy the heap in (Go 1.16+).
 MAX_HEAP = 10 << 20
 
@@ -77,7 +79,9 @@ class OutBuf:
             self._map(filesize)
 
     def _map(self, size: int) -> None:
-        self.buf = mmap.mmap(self.fd, size, flags=mmap.MAP_SHARED,
+        # MAP_POPULATE: fault the (fallocated) pages in with one call instead of
+        # one trap per page while asmb writes.
+        self.buf = mmap.mmap(self.fd, size, flags=mmap.MAP_SHARED | POPULATE,
                              prot=mmap.PROT_READ | mmap.PROT_WRITE)
         self._arr = np.frombuffer(self.buf, np.uint8)
 
