@@ -16,14 +16,33 @@ import sys
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from . import __version__
 from .errors import InternalError, LinkError
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
+
+
+class _Lazy:
+    """_Lazy makes a rich Console on first use: rich takes ~15 ms to import,
+    a third of a small link, and a successful link prints nothing."""
+
+    def __init__(self, **kw):
+        self.kw, self.console = kw, None
+
+    def print(self, *a, **kw):
+        if self.console is None:
+            from rich.console import Console
+            self.console = Console(highlight=False, soft_wrap=True, **self.kw)
+        self.console.print(*a, **kw)
+
+
+def Table(**kw):
+    from rich.table import Table as T
+    return T(**kw)
+
+
+err = _Lazy(stderr=True)
+out = _Lazy()
 
 
 class Int(click.ParamType):
