@@ -216,8 +216,6 @@ def _msgspec_message(e: msgspec.ValidationError) -> str:
             if allowed and not where.startswith("$.relocs"):
                 text += "; expected one of: " + ", ".join(allowed)
         return f"{where}: {text}"
-    if "Expected `object`, got" in msg or "Invalid value" in msg:
-        return msg
     return msg
 
 

@@ -156,47 +156,67 @@ def symbols(ctx, lay: Layout, strtab: StrTab, head: np.ndarray | None = None,
     return rows, nlocal, symidx
 
 
-def asmb2(ctx, out) -> None:
-    """asmb2 writes the symbol table, section headers and the ELF headers."""
-    a = ctx.arch
-    lay = Layout(a.elf_class, a.order)
-    shstr = StrTab()
+def ident(a) -> bytes:
+    """ident is e_ident: magic, class, byte order, version (OS ABI: System V)."""
+    return (b"\x7fELF" + bytes([1 if a.elf_class == 32 else 2, 1 if a.order == "<" else 2, 1])
+            ).ljust(16, b"\0")
+
+
+def section_headers(ctx, lay: Layout, shstr: StrTab) -> list[bytes]:
+    """section_headers returns the null section header and one per output section."""
     shdrs = [lay.pack_shdr(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)]
-    for i, o in enumerate(ctx.outsections, start=1):
-        o.shndx = i
     for o in ctx.outsections:
         shdrs.append(lay.pack_shdr(shstr.add(o.name), SHT_NOBITS if o.nobits else SHT_PROGBITS,
                                    KIND_SHFLAGS[o.kind], o.addr, o.fileoff, o.size, 0, 0,
                                    o.align, 0))
-    off = ctx.filesize
-    if not ctx.strip:
-        strtab = StrTab()
-        rows, first_global, _ = symbols(ctx, lay, strtab)
+    return shdrs
+
+
+def write_tables(out, lay: Layout, off: int, shdrs: list[bytes], shstr: StrTab,
+                 symtab: tuple | None) -> int:
+    """write_tables writes, from off on: .symtab and .strtab when symtab is
+    (rows, strtab, first_global), then .shstrtab and the section headers
+    (adding their own headers to shdrs). It returns the section headers' offset."""
+    if symtab is not None:
+        rows, strtab, first_global = symtab
         off = align_up(off, 8)
-        symoff = off
         out.seek(off)
         out.write(rows.tobytes())
-        off += rows.nbytes
-        stroff = off
         data = strtab.bytes()
         out.write(data)
-        off += len(data)
-        nsec = len(ctx.outsections)
-        shdrs.append(lay.pack_shdr(shstr.add(".symtab"), SHT_SYMTAB, 0, 0, symoff, rows.nbytes,
-                                   nsec + 2, first_global, 8 if a.elf_class == 64 else 4,
+        strtab_index = len(shdrs) + 1
+        shdrs.append(lay.pack_shdr(shstr.add(".symtab"), SHT_SYMTAB, 0, 0, off, rows.nbytes,
+                                   strtab_index, first_global, 8 if lay.cls == 64 else 4,
                                    lay.sym.itemsize))
-        shdrs.append(lay.pack_shdr(shstr.add(".strtab"), SHT_STRTAB, 0, 0, stroff, len(data),
+        off += rows.nbytes
+        shdrs.append(lay.pack_shdr(shstr.add(".strtab"), SHT_STRTAB, 0, 0, off, len(data),
                                    0, 0, 1, 0))
+        off += len(data)
     shname = shstr.add(".shstrtab")
-    shstroff = off
     shdata = shstr.bytes()
-    shdrs.append(lay.pack_shdr(shname, SHT_STRTAB, 0, 0, shstroff, len(shdata), 0, 0, 1, 0))
+    shdrs.append(lay.pack_shdr(shname, SHT_STRTAB, 0, 0, off, len(shdata), 0, 0, 1, 0))
     out.seek(off)
     out.write(shdata)
     off = align_up(off + len(shdata), 8)
-    shoff = off
     out.seek(off)
     out.write(b"".join(shdrs))
+    return off
+
+
+def asmb2(ctx, out) -> None:
+    """asmb2 writes the symbol table, section headers and the ELF headers."""
+    a = ctx.arch
+    lay = Layout(a.elf_class, a.order)
+    for i, o in enumerate(ctx.outsections, start=1):
+        o.shndx = i
+    shstr = StrTab()
+    shdrs = section_headers(ctx, lay, shstr)
+    symtab = None
+    if not ctx.strip:
+        strtab = StrTab()
+        rows, first_global, _ = symbols(ctx, lay, strtab)
+        symtab = (rows, strtab, first_global)
+    shoff = write_tables(out, lay, ctx.filesize, shdrs, shstr, symtab)
 
     phdrs = []
     for seg in ctx.segments:
@@ -204,8 +224,7 @@ def asmb2(ctx, out) -> None:
             phdrs.append(lay.pack_phdr(PT_LOAD, PERM_FLAGS[seg.perm], seg.fileoff, seg.vaddr,
                                        seg.filelen, seg.length, ctx.round))
     phdrs.append(lay.pack_phdr(PT_GNU_STACK, PF_R | PF_W, 0, 0, 0, 0, 16))
-    ident = b"\x7fELF" + bytes([1 if a.elf_class == 32 else 2, 1 if a.order == "<" else 2, 1])
-    ehdr = lay.ehdr.pack(ident.ljust(16, b"\0"), ET_EXEC, a.elf_machine, 1, ctx.entry_addr,
+    ehdr = lay.ehdr.pack(ident(a), ET_EXEC, a.elf_machine, 1, ctx.entry_addr,
                          lay.ehdr.size, shoff, a.elf_flags, lay.ehdr.size, lay.phdr.size,
                          len(phdrs), lay.shdr.size, len(shdrs), len(shdrs) - 1)
     out.seek(0)

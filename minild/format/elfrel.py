@@ -33,8 +33,7 @@ from ..errors import InternalError
 from ..layout import align_up
 from ..loader import ABS
 from ..reloc import write_addends
-from .elf import KIND_SHFLAGS, SHT_NOBITS, SHT_PROGBITS, SHT_STRTAB, SHT_SYMTAB, Layout, \
-    StrTab, symbols
+from .elf import SHT_PROGBITS, Layout, StrTab, ident, section_headers, symbols, write_tables
 
 USE_MMAP = True
 RELOCATES = False     # the external linker applies relocations; minild records them
@@ -161,7 +160,6 @@ def asmb2(ctx, out) -> None:
     """asmb2 writes the relocation records, the symbol table and the headers."""
     a = ctx.arch
     lay = Layout(a.elf_class, a.order)
-    rows, first_global = ctx.symrows, ctx.first_global
 
     # The records go straight into the mapping, one worker per output section.
     def write(job) -> int:
@@ -182,10 +180,7 @@ def asmb2(ctx, out) -> None:
                             f"{ctx.rec_expected}")
 
     shstr = StrTab()
-    shdrs = [lay.pack_shdr(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)]
-    for o in ctx.outsections:
-        shdrs.append(lay.pack_shdr(shstr.add(o.name), SHT_NOBITS if o.nobits else SHT_PROGBITS,
-                                   KIND_SHFLAGS[o.kind], 0, o.fileoff, o.size, 0, 0, o.align, 0))
+    shdrs = section_headers(ctx, lay, shstr)  # (every address is 0 here)
     # An empty .note.GNU-stack: the program does not need an executable stack.
     shdrs.append(lay.pack_shdr(shstr.add(".note.GNU-stack"), SHT_PROGBITS, 0, 0,
                                ctx.filesize, 0, 0, 0, 1, 0))
@@ -198,30 +193,10 @@ def asmb2(ctx, out) -> None:
                                    SHF_INFO_LINK, 0, off, len(idx) * size, symtab_index,
                                    o.shndx, 8 if a.elf_class == 64 else 4, size))
 
-    off = align_up(ctx.filesize, 8)
-    symoff = off
-    out.seek(off)
-    out.write(rows.tobytes())
-    off += rows.nbytes
-    stroff = off
-    data = ctx.strtab.bytes()
-    out.write(data)
-    off += len(data)
-    shdrs.append(lay.pack_shdr(shstr.add(".symtab"), SHT_SYMTAB, 0, 0, symoff, rows.nbytes,
-                               symtab_index + 1, first_global, 8 if a.elf_class == 64 else 4,
-                               lay.sym.itemsize))
-    shdrs.append(lay.pack_shdr(shstr.add(".strtab"), SHT_STRTAB, 0, 0, stroff, len(data),
-                               0, 0, 1, 0))
-    shname = shstr.add(".shstrtab")
-    shdata = shstr.bytes()
-    shdrs.append(lay.pack_shdr(shname, SHT_STRTAB, 0, 0, off, len(shdata), 0, 0, 1, 0))
-    out.write(shdata)
-    off = align_up(off + len(shdata), 8)
-    out.seek(off)
-    out.write(b"".join(shdrs))
+    off = write_tables(out, lay, ctx.filesize, shdrs, shstr,
+                       (ctx.symrows, ctx.strtab, ctx.first_global))
 
-    ident = b"\x7fELF" + bytes([1 if a.elf_class == 32 else 2, 1 if a.order == "<" else 2, 1])
-    ehdr = lay.ehdr.pack(ident.ljust(16, b"\0"), ET_REL, a.elf_machine, 1, 0, 0, off,
+    ehdr = lay.ehdr.pack(ident(a), ET_REL, a.elf_machine, 1, 0, 0, off,
                          a.elf_flags, lay.ehdr.size, 0, 0, lay.shdr.size, len(shdrs),
                          len(shdrs) - 1)
     out.seek(0)
