@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
-pkgs=$(cat scripts/deps/*.apt | sed 's/#.*//' | tr -s ' \n' ' ')
+pkgs=$(cat scripts/deps/*.apt | sed 's/#.*//' | tr -s ' ' '\n' | sort -u)
 missing=""
 for p in $pkgs; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
