@@ -149,9 +149,14 @@ def assemble(work: Path, sources: list[str]) -> tuple[list[Path], dict]:
 
 
 def import_all(objs: list[Path]) -> tuple[list[Path], dict]:
+    """import_all imports every .o in one `minild import` per worker (several
+    inputs per run: the interpreter starts twice, not once per object)."""
     out = [o.with_suffix(".obj") for o in objs]
-    t = parallel([minild_cmd() + ["import", "--compact", str(o), "-o", str(c)]
-                  for o, c in zip(objs, out)])
+    d = objs[0].parent
+    halves = [objs[k::JOBS] for k in range(JOBS) if objs[k::JOBS]]
+    t = parallel([minild_cmd() + ["import", "--compact", *map(str, h), "-o", str(d)]
+                  for h in halves])
+    t["files"] = len(objs)
     return out, t
 
 
