@@ -11,61 +11,27 @@ objdump decodes instructions.
 
 import json
 import re
-import subprocess
 
 import pytest
 
-from conftest import EXAMPLES, assemble, binutil, golden, minild, readelf, run_output, tool
+from conftest import (assemble, build, compact_links_the_same, hello_golden, hello_runs,
+                      import_all, link_both, link_refused, minild, objdump, reloc_types)
 from minild import arch as archreg
 # The C programs are arch-neutral; the arm64 tests hold them, with their expected output.
-from test_arch_arm64 import C_EXPECTED, C_PROGRAMS, reloc_types
+from test_arch_arm64 import C_EXPECTED, C_PROGRAMS
 
 ARCH = "arm"
-GCC = "arm-linux-gnueabihf-gcc"
 # -marm: Debian's armhf gcc emits Thumb-2 by default; minild links ARM state only.
 CFLAGS = ["-marm", "-O2", "-fno-pic", "-static", "-nostdlib", "-ffreestanding",
           "-fno-asynchronous-unwind-tables", "-fno-stack-protector", "-fno-common"]
 
 
 def test_hello_golden(tmp_path):
-    out = tmp_path / "hello"
-    minild("link", EXAMPLES / "hello" / "arm.obj", "-o", out)
-    golden("hello-arm.readelf", readelf(out))
+    hello_golden(ARCH, tmp_path)
 
 
 def test_hello_runs(tmp_path):
-    out = tmp_path / "hello"
-    minild("link", EXAMPLES / "hello" / "arm.obj", "-o", out)
-    p = run_output(ARCH, out)
-    assert (p.stdout, p.stderr, p.returncode) == (b"hello, world\n", b"", 0)
-
-
-def import_all(objs, compact=False) -> list:
-    """import_all runs `minild import` on each object; the compact encoding goes
-    to a subdirectory under the same names (the names reach STT_FILE symbols)."""
-    outs = []
-    for o in objs:
-        d = o.parent / "compact" if compact else o.parent
-        d.mkdir(exist_ok=True)
-        j = d / (o.stem + ".obj")
-        minild("import", o, "-o", j, *(["--compact"] if compact else []))
-        outs.append(j)
-    return outs
-
-
-def link_both(tmp_path, objs, name="prog") -> tuple:
-    """link_both links ELF objects with GNU ld and (after `minild import`) with
-    minild, runs both under qemu and returns minild's result; they must agree."""
-    gnu = tmp_path / f"{name}.gnu"
-    subprocess.run([binutil(ARCH, "ld"), "-static", "-o", gnu, *objs], check=True)
-    mine = tmp_path / f"{name}.minild"
-    minild("link", *import_all(objs), "-o", mine)
-    readelf(mine)  # stderr must be empty
-    pg, pm = run_output(ARCH, gnu), run_output(ARCH, mine)
-    assert (pm.stdout, pm.returncode) == (pg.stdout, pg.returncode), \
-        f"minild: {pm.stdout!r} {pm.returncode}, GNU ld: {pg.stdout!r} {pg.returncode}"
-    assert pm.stderr == b""
-    return pm, mine
+    hello_runs(ARCH, tmp_path)
 
 
 # --- every relocation type, across objects, run -------------------------------
@@ -214,11 +180,9 @@ def test_objects_use_every_relocation_type(relocs_objs):
 
 
 def test_every_relocation_type_runs(tmp_path, relocs_objs):
-    p, mine = link_both(tmp_path, relocs_objs)
+    p, mine = link_both(ARCH, tmp_path, relocs_objs)
     assert (p.stdout, p.returncode) == (EXPECTED, 7)
-    compact = tmp_path / "prog.compact"
-    minild("link", *import_all(relocs_objs, compact=True), "-o", compact)
-    assert compact.read_bytes() == mine.read_bytes()
+    compact_links_the_same(relocs_objs, mine)
 
 
 def test_implicit_addends_read_from_the_places(tmp_path):
@@ -285,10 +249,8 @@ def far_obj(tmp_path_factory):
 def test_relocation_errors(tmp_path, far_obj, insn, message):
     src = f"\t.text\n\t.globl _start\n_start:\n\t{insn}\n\tbx lr\n"
     (j,) = import_all([assemble(ARCH, src, tmp_path / "main.o")])
-    p = minild("link", j, far_obj, "-o", tmp_path / "out", check=False)
-    assert p.returncode == 1 and "Traceback" not in p.stderr
-    assert f"{j}:(.text+0x0): {message}" in p.stderr, p.stderr
-    assert not (tmp_path / "out").exists()
+    err = link_refused(tmp_path / "out", j, far_obj)
+    assert f"{j}:(.text+0x0): {message}" in err, err
 
 
 EDGES = [
@@ -306,27 +268,23 @@ def test_branch_at_the_edge_of_range(tmp_path, far_obj, text, insn, decoded):
     (j,) = import_all([assemble(ARCH, src, tmp_path / "main.o")])
     out = tmp_path / "out"
     minild("link", "-T", text, j, far_obj, "-o", out)
-    dis = subprocess.run([binutil(ARCH, "objdump"), "-d", out], capture_output=True,
-                         text=True, check=True).stdout
+    dis = objdump(ARCH, out)
     assert re.search(decoded, dis), dis
 
 
 def test_branch_back_out_of_range(tmp_path, far_obj):
     src = "\t.text\n\t.globl _start\n_start:\n\tbl back_out\n"
     (j,) = import_all([assemble(ARCH, src, tmp_path / "main.o")])
-    p = minild("link", "-T", "0x2011000", j, far_obj, "-o", tmp_path / "out", check=False)
-    assert p.returncode == 1 and "Traceback" not in p.stderr
+    err = link_refused(tmp_path / "out", "-T", "0x2011000", j, far_obj)
     assert (f"{j}:(.text+0x0): relocation R_ARM_CALL out of range: -33554436 is not "
-            "in [-33554432, 33554431]; references back_out") in p.stderr, p.stderr
+            "in [-33554432, 33554431]; references back_out") in err, err
 
 
 def test_thumb_objects_are_refused_with_a_location(tmp_path):
     # Debian's armhf gcc emits Thumb-2 unless told -marm: the import names the
     # Thumb relocation and where it is, and stops.
-    c = tmp_path / "t.c"
-    c.write_text("int g(int); int f(int x) { return g(x) + 1; }\n")
-    o = tmp_path / "t.o"
-    subprocess.run([tool(GCC), "-mthumb", "-O2", "-fno-pic", "-c", "-o", o, c], check=True)
+    (o,) = build(ARCH, tmp_path, {"t.c": "int g(int); int f(int x) { return g(x) + 1; }\n"},
+                 "-mthumb", "-O2", "-fno-pic")
     p = minild("import", o, "-o", tmp_path / "t.obj", check=False)
     assert p.returncode == 1 and "Traceback" not in p.stderr
     assert re.search(r"t\.o: section \.rel\.text: relocation R_ARM_THM_\w+ .* at \.text\+0x",
@@ -355,13 +313,7 @@ void _start(void) {
 
 @pytest.mark.parametrize("prog", list(C_PROGRAMS))
 def test_c_program_matches_gnu_ld(tmp_path, prog):
-    objs = []
-    for name, src in list(C_PROGRAMS[prog].items()) + [("crt.c", CRT)]:
-        c = tmp_path / name
-        c.write_text(src)
-        o = c.with_suffix(".o")
-        subprocess.run([tool(GCC), *CFLAGS, "-c", "-o", o, c], check=True)
-        objs.append(o)
-    p, _ = link_both(tmp_path, objs)
+    objs = build(ARCH, tmp_path, {**C_PROGRAMS[prog], "crt.c": CRT}, *CFLAGS)
+    p, _ = link_both(ARCH, tmp_path, objs)
     out, status = C_EXPECTED[prog]
     assert p.stdout == out and status in (None, p.returncode)

@@ -10,72 +10,25 @@ instructions, and ld.lld words the same errors on the same objects.
 """
 
 import re
-import subprocess
 
 import pytest
 
-from conftest import (EXAMPLES, assemble, binutil, golden, minild, readelf, run_output,
-                      tool)
+from conftest import (assemble, build, compact_links_the_same, hello_golden, hello_runs,
+                      import_all, link_both, link_refused, lld_refused, minild, objdump,
+                      reloc_types)
 from minild import arch as archreg
 
 ARCH = "arm64"
-GCC = "aarch64-linux-gnu-gcc"
 CFLAGS = ["-O2", "-fno-pic", "-static", "-nostdlib", "-ffreestanding",
           "-fno-asynchronous-unwind-tables", "-fno-stack-protector", "-fno-common"]
 
 
 def test_hello_golden(tmp_path):
-    out = tmp_path / "hello"
-    minild("link", EXAMPLES / "hello" / "arm64.obj", "-o", out)
-    golden("hello-arm64.readelf", readelf(out))
+    hello_golden(ARCH, tmp_path)
 
 
 def test_hello_runs(tmp_path):
-    out = tmp_path / "hello"
-    minild("link", EXAMPLES / "hello" / "arm64.obj", "-o", out)
-    p = run_output(ARCH, out)
-    assert (p.stdout, p.stderr, p.returncode) == (b"hello, world\n", b"", 0)
-
-
-# --- helpers -----------------------------------------------------------------
-
-def reloc_types(objs) -> set[str]:
-    """reloc_types lists the relocation types readelf finds in ELF objects."""
-    found = set()
-    for o in objs:
-        for line in readelf(o, "-rW").splitlines():
-            m = re.match(r"\s*[0-9a-f]+\s+[0-9a-f]+\s+(R_\w+)", line)
-            if m:
-                found.add(m.group(1))
-    return found
-
-
-def import_all(objs, compact=False) -> list:
-    """import_all runs `minild import` on each object; the compact encoding goes
-    to a subdirectory under the same names (the names reach STT_FILE symbols)."""
-    outs = []
-    for o in objs:
-        d = o.parent / "compact" if compact else o.parent
-        d.mkdir(exist_ok=True)
-        j = d / (o.stem + ".obj")
-        minild("import", o, "-o", j, *(["--compact"] if compact else []))
-        outs.append(j)
-    return outs
-
-
-def link_both(tmp_path, objs, name="prog") -> tuple:
-    """link_both links ELF objects with GNU ld and (after `minild import`) with
-    minild, runs both under qemu and returns both results; they must agree."""
-    gnu = tmp_path / f"{name}.gnu"
-    subprocess.run([binutil(ARCH, "ld"), "-static", "-o", gnu, *objs], check=True)
-    mine = tmp_path / f"{name}.minild"
-    minild("link", *import_all(objs), "-o", mine)
-    readelf(mine)  # stderr must be empty
-    pg, pm = run_output(ARCH, gnu), run_output(ARCH, mine)
-    assert (pm.stdout, pm.returncode) == (pg.stdout, pg.returncode), \
-        f"minild: {pm.stdout!r} {pm.returncode}, GNU ld: {pg.stdout!r} {pg.returncode}"
-    assert pm.stderr == b""
-    return pm, mine
+    hello_runs(ARCH, tmp_path)
 
 
 # --- every relocation type, across objects, run -------------------------------
@@ -292,12 +245,9 @@ def test_objects_use_every_relocation_type(relocs_objs):
 
 
 def test_every_relocation_type_runs(tmp_path, relocs_objs):
-    p, mine = link_both(tmp_path, relocs_objs)
+    p, mine = link_both(ARCH, tmp_path, relocs_objs)
     assert (p.stdout, p.returncode) == (EXPECTED, 7)
-    # The compact encoding of the same objects links to the same bytes.
-    compact = tmp_path / "prog.compact"
-    minild("link", *import_all(relocs_objs, compact=True), "-o", compact)
-    assert compact.read_bytes() == mine.read_bytes()
+    compact_links_the_same(relocs_objs, mine)
 
 
 # --- range and alignment errors -----------------------------------------------
@@ -364,17 +314,13 @@ def test_relocation_errors(tmp_path, far_obj, insn, message, lld):
     src = f"\t.text\n\t.globl _start\n_start:\n\t{insn}\n\tret\n"
     o = assemble(ARCH, src, tmp_path / "main.o")
     (j,) = import_all([o])
-    p = minild("link", j, far_obj[1], "-o", tmp_path / "out", check=False)
-    assert p.returncode == 1 and "Traceback" not in p.stderr
-    assert f"{j}:(.text+0x0): {message}" in p.stderr, p.stderr
-    assert not (tmp_path / "out").exists()
+    err = link_refused(tmp_path / "out", j, far_obj[1])
+    assert f"{j}:(.text+0x0): {message}" in err, err
     if lld:
         # ld.lld words the same error on the same objects (it builds range
         # thunks for calls, so only the types it cannot thunk are compared).
-        q = subprocess.run([tool("ld.lld"), "-Ttext=0x401000", "-o", tmp_path / "lld.out",
-                            o, far_obj[0]], capture_output=True, text=True)
-        assert q.returncode == 1
-        assert f"{o}:(.text+0x0): {message}" in q.stderr, q.stderr
+        said = lld_refused(tmp_path, [o, far_obj[0]], "0x401000")
+        assert f"{o}:(.text+0x0): {message}" in said, said
 
 
 EDGES = [
@@ -391,19 +337,17 @@ def test_branch_at_the_edge_of_range(tmp_path, far_obj, text, insn, decoded):
     (j,) = import_all([assemble(ARCH, src, tmp_path / "main.o")])
     out = tmp_path / "out"
     minild("link", "-T", text, j, far_obj[1], "-o", out)
-    dis = subprocess.run([binutil(ARCH, "objdump"), "-d", out], capture_output=True,
-                         text=True, check=True).stdout
+    dis = objdump(ARCH, out)
     assert re.search(decoded, dis), dis
 
 
 def test_branch_back_out_of_range(tmp_path, far_obj):
     src = "\t.text\n\t.globl _start\n_start:\n\tbl back_out\n"
     (j,) = import_all([assemble(ARCH, src, tmp_path / "main.o")])
-    p = minild("link", "-T", "0x8401000", j, far_obj[1], "-o", tmp_path / "out", check=False)
-    assert p.returncode == 1 and "Traceback" not in p.stderr
+    err = link_refused(tmp_path / "out", "-T", "0x8401000", j, far_obj[1])
     assert (f"{j}:(.text+0x0): relocation R_AARCH64_CALL26 out of range: -134217732 is not "
-            "in [-134217728, 134217727]; references back_out") in p.stderr, p.stderr
-    assert f">>> defined in {far_obj[1]}" in p.stderr
+            "in [-134217728, 134217727]; references back_out") in err, err
+    assert f">>> defined in {far_obj[1]}" in err
 
 
 # --- C programs, differential against GNU ld ------------------------------------
@@ -553,13 +497,7 @@ C_EXPECTED = {
 
 @pytest.mark.parametrize("prog", list(C_PROGRAMS))
 def test_c_program_matches_gnu_ld(tmp_path, prog):
-    objs = []
-    for name, src in list(C_PROGRAMS[prog].items()) + [("crt.c", CRT)]:
-        c = tmp_path / name
-        c.write_text(src)
-        o = c.with_suffix(".o")
-        subprocess.run([tool(GCC), *CFLAGS, "-c", "-o", o, c], check=True)
-        objs.append(o)
-    p, _ = link_both(tmp_path, objs)
+    objs = build(ARCH, tmp_path, {**C_PROGRAMS[prog], "crt.c": CRT}, *CFLAGS)
+    p, _ = link_both(ARCH, tmp_path, objs)
     out, status = C_EXPECTED[prog]
     assert p.stdout == out and status in (None, p.returncode)

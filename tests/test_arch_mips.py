@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ARCHES, EXAMPLES, binutil, golden, minild, readelf, run_output, tool
+from conftest import (build, gnu_ld, hello_golden, hello_runs, import_all, link_both,
+                      link_refused, minild)
 from minild import arch as archreg
 from minild.loader import read_object
 
@@ -30,75 +31,36 @@ CFLAGS = ["-O2", "-fno-pic", "-static", "-nostdlib", "-ffreestanding",
 # An empty .note.GNU-stack keeps GNU ld from warning about an executable stack.
 NOTE = '\t.section .note.GNU-stack,"",@progbits\n'
 
+# GNU ld's default entry on MIPS is __start; the sources define _start.
+GNU_LD = ["-static", "-e", "_start"]
+
 
 # --- helpers (shared with test_arch_mips64.py) --------------------------------
 
-def gcc(arch: str) -> str:
-    return tool(ARCHES[arch][1] + "gcc")
-
-
-def build(arch: str, d: Path, sources: dict[str, str]) -> list[Path]:
-    """build assembles NAME.s or compiles NAME.c sources into d/NAME.o."""
-    objs = []
-    for name, text in sources.items():
-        src = d / name
-        src.write_text(text)
-        o = d / (src.stem + ".o")
-        if name.endswith(".c"):
-            cmd = [gcc(arch), *CFLAGS, "-c", "-o", str(o), str(src)]
-        else:
-            cmd = [binutil(arch, "as"), "-o", str(o), str(src)]
-        p = subprocess.run(cmd, capture_output=True, text=True)
-        assert p.returncode == 0, f"{' '.join(cmd)}:\n{p.stderr}"
-        objs.append(o)
-    return objs
-
-
-def gnu_ld(arch: str, objs: list[Path], out: Path) -> subprocess.CompletedProcess:
-    # GNU ld's default entry on MIPS is __start; the sources define _start.
-    return subprocess.run([binutil(arch, "ld"), "-static", "-e", "_start", "-o", str(out),
-                           *map(str, objs)], capture_output=True, text=True)
-
-
-def minild_link(objs: list[Path], out: Path, check=True) -> subprocess.CompletedProcess:
-    """minild_link imports the .o files into NAME.obj beside them, then links
-    those (by name, from their directory, so messages say `NAME.obj:`)."""
-    d = objs[0].parent
-    minild("import", *[o.name for o in objs], "-o", ".", cwd=d)
-    return minild("link", *[o.stem + ".obj" for o in objs], "-o", out, check=check, cwd=d)
-
-
 def differential(arch: str, d: Path, sources: dict[str, str]) -> tuple[bytes, int]:
     """differential links the same objects with GNU ld and minild, runs both
-    under qemu, checks they agree, and returns (stdout, exit status)."""
-    objs = build(arch, d, sources)
-    p = gnu_ld(arch, objs, d / "gnu")
-    assert p.returncode == 0, p.stderr
-    minild_link(objs, d / "minild")
-    readelf(d / "minild")          # stderr must be empty
-    g, m = run_output(arch, d / "gnu"), run_output(arch, d / "minild")
-    assert (m.stdout, m.returncode) == (g.stdout, g.returncode), \
-        f"GNU ld: {g.stdout!r} {g.returncode}, minild: {m.stdout!r} {m.returncode}"
-    return m.stdout, m.returncode
+    under qemu, checks they agree (conftest.link_both), and returns (stdout,
+    exit status)."""
+    p, _ = link_both(arch, d, build(arch, d, sources, *CFLAGS), GNU_LD)
+    return p.stdout, p.returncode
 
 
 def refused(arch: str, d: Path, sources: dict[str, str]) -> tuple[str, subprocess.CompletedProcess]:
     """refused links sources with minild, expecting a located error; returns
     minild's message and GNU ld's result for the same objects."""
-    objs = build(arch, d, sources)
-    p = minild_link(objs, d / "out", check=False)
-    assert p.returncode == 1, p.stdout + p.stderr
-    assert "Traceback" not in p.stderr and not (d / "out").exists()
-    return " ".join(p.stderr.split()), gnu_ld(arch, objs, d / "gnu")
+    objs = build(arch, d, sources, *CFLAGS)
+    err = link_refused(d / "out", *import_all(objs))
+    return " ".join(err.split()), gnu_ld(arch, objs, d / "gnu", *GNU_LD)
 
 
 def relocation_types(arch: str, d: Path, names: list[str]):
-    """relocation_types returns "all" if the imported objects d/NAME.obj use
-    every relocation type the arch module knows, else the set of those missing."""
+    """relocation_types returns "all" if the imported objects d/readable/NAME.obj
+    (where differential's import put them) use every relocation type the arch
+    module knows, else the set of those missing."""
     a = archreg.lookup(arch)
     used = set()
     for n in names:
-        o = read_object(str(d / f"{n}.obj"))
+        o = read_object(str(d / "readable" / f"{n}.obj"))
         used |= {a.howtos[t].name for t in o.rel_type.tolist()}
     missing = {h.name for h in a.howtos} - used
     return "all" if not missing else missing
@@ -107,22 +69,13 @@ def relocation_types(arch: str, d: Path, names: list[str]):
 def abicalls_refused(arch: str, d: Path) -> None:
     """gcc's Debian default, -mabicalls, calls through the GOT even with -fno-pic:
     `minild import` refuses such an object with a located message."""
-    (d / "pic.c").write_text("extern int f(int);\nint g(int x) { return f(x) + 1; }\n")
-    cmd = [gcc(arch), "-O2", "-fno-pic", "-c", "-o", str(d / "pic.o"), str(d / "pic.c")]
-    subprocess.run(cmd, check=True)
+    build(arch, d, {"pic.c": "extern int f(int);\nint g(int x) { return f(x) + 1; }\n"},
+          "-O2", "-fno-pic")
     p = minild("import", "pic.o", "-o", "pic.obj", check=False, cwd=d)
     msg = " ".join(p.stderr.split())
     assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
     assert "pic.o: section .rel" in msg and "R_MIPS_CALL16" in msg and "at .text+0x" in msg, msg
     assert not (d / "pic.obj").exists()
-
-
-def hello_golden(arch: str, tmp_path: Path) -> None:
-    out = tmp_path / "hello"
-    minild("link", EXAMPLES / "hello" / f"{arch}.obj", "-o", out)
-    p = run_output(arch, out)
-    assert (p.stdout, p.returncode) == (b"hello, world\n", 0)
-    golden(f"hello-{arch}.readelf", readelf(out))
 
 
 # --- C programs (issue 3), the same source for o32 and n64 -----------------------
@@ -277,6 +230,7 @@ O32_SYSCALLS = {"write": 4004, "exit": 4001}
 
 @pytest.mark.parametrize("arch", O32)
 def test_hello_runs_and_matches_golden(tmp_path, arch):
+    hello_runs(arch, tmp_path)
     hello_golden(arch, tmp_path)
 
 

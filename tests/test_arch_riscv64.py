@@ -16,74 +16,24 @@ import subprocess
 
 import pytest
 
-from conftest import EXAMPLES, assemble, binutil, golden, minild, readelf, run_output, tool
+from conftest import (assemble, binutil, build, compact_links_the_same, hello_golden, hello_runs,
+                      import_all, link_both, link_refused, lld_refused, minild, objdump, readelf,
+                      reloc_types)
 from minild import arch as archreg
 from test_differential import C_PROGRAMS
 
 ARCH = "riscv64"
-GCC = "riscv64-linux-gnu-gcc"
 CFLAGS = ["-O2", "-fno-pic", "-static", "-nostdlib", "-ffreestanding",
           "-fno-asynchronous-unwind-tables", "-fno-stack-protector"]
 GNU_LD = ["-static", "--no-relax"]
 
 
 def test_hello_golden(tmp_path):
-    out = tmp_path / "hello"
-    minild("link", EXAMPLES / "hello" / "riscv64.obj", "-o", out)
-    golden("hello-riscv64.readelf", readelf(out))
+    hello_golden(ARCH, tmp_path)
 
 
 def test_hello_runs(tmp_path):
-    out = tmp_path / "hello"
-    minild("link", EXAMPLES / "hello" / "riscv64.obj", "-o", out)
-    p = run_output(ARCH, out)
-    assert (p.stdout, p.stderr, p.returncode) == (b"hello, world\n", b"", 0)
-
-
-# --- helpers -----------------------------------------------------------------
-
-def reloc_types(objs) -> set[str]:
-    """reloc_types lists the relocation types readelf finds in ELF objects."""
-    found = set()
-    for o in objs:
-        found.update(re.findall(r"^\s*[0-9a-f]+\s+[0-9a-f]+\s+(R_\w+)", readelf(o, "-rW"),
-                                re.M))
-    return found
-
-
-def import_all(objs, compact=False) -> list:
-    """import_all runs `minild import` on all objects at once, into a directory
-    of its own per encoding (the file names reach STT_FILE symbols)."""
-    d = objs[0].parent / ("compact" if compact else "readable")
-    d.mkdir(exist_ok=True)
-    outs = [d / (o.stem + ".obj") for o in objs]
-    # With one input, -o names the object; with several, the directory.
-    minild("import", *objs, "-o", outs[0] if len(objs) == 1 else d,
-           *(["--compact"] if compact else []))
-    return outs
-
-
-def link_both(tmp_path, objs, name="prog"):
-    """link_both links ELF objects with GNU ld and (after `minild import`) with
-    minild, runs both under qemu; they must agree. Returns minild's run and output."""
-    gnu = tmp_path / f"{name}.gnu"
-    p = subprocess.run([binutil(ARCH, "ld"), *GNU_LD, "-o", gnu, *objs],
-                       capture_output=True, text=True)
-    assert p.returncode == 0 and p.stderr == "", f"GNU ld failed:\n{p.stderr}"
-    mine = tmp_path / f"{name}.minild"
-    minild("link", *import_all(objs), "-o", mine)
-    readelf(mine)  # stderr must be empty
-    pg, pm = run_output(ARCH, gnu), run_output(ARCH, mine)
-    assert pg.returncode >= 0, f"GNU ld's output died: signal {-pg.returncode}"
-    assert (pm.stdout, pm.returncode) == (pg.stdout, pg.returncode), \
-        f"minild: {pm.stdout!r} {pm.returncode}, GNU ld: {pg.stdout!r} {pg.returncode}"
-    assert pm.stderr == b""
-    return pm, mine
-
-
-def objdump(path) -> str:
-    return subprocess.run([binutil(ARCH, "objdump"), "-d", path], capture_output=True,
-                          text=True, check=True).stdout
+    hello_runs(ARCH, tmp_path)
 
 
 # --- every relocation type, across objects, run -------------------------------
@@ -283,22 +233,19 @@ def test_objects_use_every_relocation_type(relocs_objs):
 
 
 def test_every_relocation_type_runs(tmp_path, relocs_objs):
-    p, mine = link_both(tmp_path, relocs_objs)
+    p, mine = link_both(ARCH, tmp_path, relocs_objs, GNU_LD)
     assert (p.stdout, p.returncode) == (b"hello, world!\n", 7)
-    # The compact encoding of the same objects links to the same bytes.
-    compact = tmp_path / "prog.compact"
-    minild("link", *import_all(relocs_objs, compact=True), "-o", compact)
-    assert compact.read_bytes() == mine.read_bytes()
+    compact_links_the_same(relocs_objs, mine)
 
 
 def test_pcrel_lo12_completes_its_own_hi20(tmp_path, relocs_objs):
     # objdump computes each auipc + load/store pair's target itself: the LO12
     # took the low bits of its own HI20's distance, not of the label it names.
-    _, mine = link_both(tmp_path, relocs_objs)
+    _, mine = link_both(ARCH, tmp_path, relocs_objs, GNU_LD)
     nm = subprocess.run([binutil(ARCH, "nm"), mine], capture_output=True, text=True,
                         check=True).stdout
     addr = {n: int(v, 16) for v, _, n in (line.split() for line in nm.splitlines())}
-    dis = objdump(mine)
+    dis = objdump(ARCH, mine)
     assert re.search(rf"ld\s+a1,\S+ # {addr['slot']:x} <slot>", dis), dis
     assert re.search(rf"sw\s+t1,\S+ # {addr['counter']:x} <counter>", dis), dis
 
@@ -362,21 +309,15 @@ def test_relocation_errors(tmp_path, far_obj, code, message, lld):
     src = f"\t.option rvc\n\t.text\n\t.globl _start\n_start:\n\t{code}\n\tret\n"
     o = assemble(ARCH, src, tmp_path / "main.o")
     (j,) = import_all([o])
-    out = tmp_path / "out"
-    p = minild("link", j, far_obj[1], "-o", out, check=False)
-    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
-    assert f"error: {j}:(.text+0x0): {message.format(obj=j)}" in p.stderr, p.stderr
-    assert len(re.findall(r"^error:", p.stderr, re.M)) == 1, p.stderr
+    err = link_refused(tmp_path / "out", j, far_obj[1])
+    assert f"error: {j}:(.text+0x0): {message.format(obj=j)}" in err, err
     if "alignment" in message:  # lld's line names no symbol: a note does
-        assert "\n>>> references odd\n" in p.stderr, p.stderr
-    assert not out.exists()
+        assert "\n>>> references odd\n" in err, err
     if lld:
         # ld.lld words the same alignment error on the same objects (its range
         # messages for RISC-V print a shifted value, so only these are compared).
-        q = subprocess.run([tool("ld.lld"), "-Ttext=0x11000", "-o", tmp_path / "lld.out",
-                            o, far_obj[0]], capture_output=True, text=True)
-        assert q.returncode == 1
-        assert f"{o}:(.text+0x0): {message.split('; references')[0]}" in q.stderr, q.stderr
+        said = lld_refused(tmp_path, [o, far_obj[0]], "0x11000")
+        assert f"{o}:(.text+0x0): {message.split('; references')[0]}" in said, said
 
 
 def test_jal_at_the_edge_of_range(tmp_path, far_obj):
@@ -385,7 +326,8 @@ def test_jal_at_the_edge_of_range(tmp_path, far_obj):
     (j,) = import_all([assemble(ARCH, src, tmp_path / "main.o")])
     out = tmp_path / "out"
     minild("link", j, far_obj[1], "-o", out)
-    assert re.search(r"11000:\s+7ffff0ef\s+jal\s+110ffe", objdump(out)), objdump(out)
+    dis = objdump(ARCH, out)
+    assert re.search(r"11000:\s+7ffff0ef\s+jal\s+110ffe", dis), dis
 
 
 # --- C programs, differential against GNU ld ------------------------------------
@@ -406,16 +348,7 @@ sys_write:				# sys_write(fd, buf, n)
 
 def build_c(d, files: dict[str, str], *cflags: str) -> list:
     """build_c assembles start.s and compiles the C files into d."""
-    objs = [assemble(ARCH, START_S, d / "start.o")]
-    for name, src in files.items():
-        c = d / name
-        c.write_text(src)
-        o = c.with_suffix(".o")
-        p = subprocess.run([tool(GCC), *CFLAGS, *cflags, "-c", "-o", o, c],
-                           capture_output=True, text=True)
-        assert p.returncode == 0, p.stderr
-        objs.append(o)
-    return objs
+    return build(ARCH, d, {"start.s": START_S, **files}, *CFLAGS, *cflags)
 
 
 # medlow: lui/addi (HI20/LO12) and absolute jump tables (R_RISCV_32);
@@ -427,7 +360,7 @@ C_CASES = [(prog, model) for prog in PROGRAMS for model in ("medlow", "medany")]
 @pytest.mark.parametrize("prog,model", C_CASES, ids=[f"{p}-{m}" for p, m in C_CASES])
 def test_c_program_matches_gnu_ld(tmp_path, prog, model):
     objs = build_c(tmp_path, C_PROGRAMS[prog], f"-mcmodel={model}")
-    p, _ = link_both(tmp_path, objs)
+    p, _ = link_both(ARCH, tmp_path, objs, GNU_LD)
     assert p.stdout, "the program printed nothing: the test proves little"
 
 
@@ -450,7 +383,7 @@ def test_c_program_with_debug_info(tmp_path):
     decodes minild's frames to the same instructions as GNU ld's."""
     objs = build_c(tmp_path, C_PROGRAMS["calc"], "-g", "-mcmodel=medany")
     assert {"R_RISCV_SET6", "R_RISCV_SUB6"} <= reloc_types(objs)
-    _, mine = link_both(tmp_path, objs)
+    _, mine = link_both(ARCH, tmp_path, objs, GNU_LD)
 
     def frames(path):
         # Addresses differ between the two links (text starts elsewhere); the

@@ -10,78 +10,26 @@ instructions. (ld.lld 14 has no s390x target, so no lld comparison here.)
 """
 
 import re
-import subprocess
 
 import pytest
 
-from conftest import EXAMPLES, assemble, binutil, golden, minild, readelf, run_output, tool
+from conftest import (assemble, build, compact_links_the_same, gnu_ld, hello_golden, hello_runs,
+                      import_all, link_both, link_refused, minild, objdump, readelf, reloc_types)
 from minild import arch as archreg
 from test_differential import C_PROGRAMS
 
 ARCH = "s390x"
-GCC = "s390x-linux-gnu-gcc"
 CFLAGS = ["-fno-pic", "-static", "-nostdlib", "-ffreestanding",
           "-fno-asynchronous-unwind-tables", "-fno-stack-protector"]
 GNU_LD = ["-static"]
 
 
 def test_hello_golden(tmp_path):
-    out = tmp_path / "hello"
-    minild("link", EXAMPLES / "hello" / "s390x.obj", "-o", out)
-    golden("hello-s390x.readelf", readelf(out))
+    hello_golden(ARCH, tmp_path)
 
 
 def test_hello_runs(tmp_path):
-    out = tmp_path / "hello"
-    minild("link", EXAMPLES / "hello" / "s390x.obj", "-o", out)
-    p = run_output(ARCH, out)
-    assert (p.stdout, p.stderr, p.returncode) == (b"hello, world\n", b"", 0)
-
-
-# --- helpers -----------------------------------------------------------------
-
-def reloc_types(objs) -> set[str]:
-    """reloc_types lists the relocation types readelf finds in ELF objects."""
-    found = set()
-    for o in objs:
-        found.update(re.findall(r"^\s*[0-9a-f]+\s+[0-9a-f]+\s+(R_\w+)", readelf(o, "-rW"),
-                                re.M))
-    return found
-
-
-def import_all(objs, compact=False) -> list:
-    """import_all runs `minild import` on all objects at once, into a directory
-    of its own per encoding (the file names reach STT_FILE symbols)."""
-    d = objs[0].parent / ("compact" if compact else "readable")
-    d.mkdir(exist_ok=True)
-    outs = [d / (o.stem + ".obj") for o in objs]
-    # With one input, -o names the object; with several, the directory.
-    minild("import", *objs, "-o", outs[0] if len(objs) == 1 else d,
-           *(["--compact"] if compact else []))
-    return outs
-
-
-def link_both(tmp_path, objs, name="prog"):
-    """link_both links ELF objects with GNU ld and (after `minild import`) with
-    minild, runs both under qemu; they must agree. Returns minild's run and output."""
-    gnu = tmp_path / f"{name}.gnu"
-    p = subprocess.run([binutil(ARCH, "ld"), *GNU_LD, "-o", gnu, *objs],
-                       capture_output=True, text=True)
-    assert p.returncode == 0 and p.stderr == "", f"GNU ld failed:\n{p.stderr}"
-    mine = tmp_path / f"{name}.minild"
-    minild("link", *import_all(objs), "-o", mine)
-    readelf(mine)  # stderr must be empty
-    pg, pm = run_output(ARCH, gnu), run_output(ARCH, mine)
-    assert pg.returncode >= 0, f"GNU ld's output died: signal {-pg.returncode}"
-    assert (pm.stdout, pm.returncode) == (pg.stdout, pg.returncode), \
-        f"minild: {pm.stdout!r} {pm.returncode}, GNU ld: {pg.stdout!r} {pg.returncode}"
-    assert pm.stderr == b""
-    return pm, mine
-
-
-def objdump(path) -> str:
-    return subprocess.run([binutil(ARCH, "objdump"), "-d", path], capture_output=True,
-                          text=True, check=True).stdout
+    hello_runs(ARCH, tmp_path)
 
 
 # --- every relocation type, across objects, run -------------------------------
@@ -239,12 +187,9 @@ def test_objects_use_every_relocation_type(relocs_objs):
 
 
 def test_every_relocation_type_runs(tmp_path, relocs_objs):
-    p, mine = link_both(tmp_path, relocs_objs)
+    p, mine = link_both(ARCH, tmp_path, relocs_objs, GNU_LD)
     assert (p.stdout, p.returncode) == (b"hello, world!\n", 7)
-    # The compact encoding of the same objects links to the same bytes.
-    compact = tmp_path / "prog.compact"
-    minild("link", *import_all(relocs_objs, compact=True), "-o", compact)
-    assert compact.read_bytes() == mine.read_bytes()
+    compact_links_the_same(relocs_objs, mine)
 
 
 # --- range and alignment errors -----------------------------------------------
@@ -298,12 +243,7 @@ def far_obj(tmp_path_factory):
 def link_error(tmp_path, code, *others) -> tuple:
     src = f"\t.text\n\t.globl _start\n_start:\n\t{code}\n\tsvc 1\n"
     (j,) = import_all([assemble(ARCH, src, tmp_path / "main.o")])
-    out = tmp_path / "out"
-    p = minild("link", j, *others, "-o", out, check=False)
-    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
-    assert len(re.findall(r"^error:", p.stderr, re.M)) == 1, p.stderr
-    assert not out.exists()
-    return j, p.stderr
+    return j, link_refused(tmp_path / "out", j, *others)
 
 
 @pytest.mark.parametrize("code,off,message", [c[1:] for c in ERROR_CASES],
@@ -327,8 +267,7 @@ def test_larl_to_an_odd_data_address(tmp_path):
     assert re.search(rf"error: {re.escape(str(j))}:\(\.text\+0x2\): improper alignment for "
                      r"relocation R_390_PC32DBL: 0x[0-9A-F]*[13579BDF] is not aligned to 2 "
                      r"bytes\n>>> references oddvar\n>>> defined in .*odd\.obj", err), err
-    q = subprocess.run([binutil(ARCH, "ld"), "-static", "-o", tmp_path / "gnu",
-                        d / "main.o", odd], capture_output=True, text=True)
+    q = gnu_ld(ARCH, [d / "main.o", odd], tmp_path / "gnu", "-static")
     assert q.returncode != 0 and "misaligned symbol `oddvar'" in q.stderr, q.stderr
 
 
@@ -338,7 +277,8 @@ def test_j_at_the_edge_of_range(tmp_path, far_obj):
     (j,) = import_all([assemble(ARCH, src, tmp_path / "main.o")])
     out = tmp_path / "out"
     minild("link", j, far_obj[1], "-o", out)
-    assert re.search(r"1001000:\s+a7 f4 7f ff\s+j\s+1010ffe", objdump(out)), objdump(out)
+    dis = objdump(ARCH, out)
+    assert re.search(r"1001000:\s+a7 f4 7f ff\s+j\s+1010ffe", dis), dis
 
 
 # --- C programs, differential against GNU ld ------------------------------------
@@ -359,16 +299,7 @@ sys_write:				# sys_write(fd, buf, n): arguments in %r2-%r4
 
 def build_c(d, files: dict[str, str], *cflags: str) -> list:
     """build_c assembles start.s and compiles the C files into d."""
-    objs = [assemble(ARCH, START_S, d / "start.o")]
-    for name, src in files.items():
-        c = d / name
-        c.write_text(src)
-        o = c.with_suffix(".o")
-        p = subprocess.run([tool(GCC), *CFLAGS, *cflags, "-c", "-o", o, c],
-                           capture_output=True, text=True)
-        assert p.returncode == 0, p.stderr
-        objs.append(o)
-    return objs
+    return build(ARCH, d, {"start.s": START_S, **files}, *CFLAGS, *cflags)
 
 
 PROGRAMS = list(C_PROGRAMS)
@@ -378,7 +309,7 @@ C_CASES = [(prog, opt) for prog in PROGRAMS for opt in ("-O2", "-Os")]
 @pytest.mark.parametrize("prog,opt", C_CASES, ids=[f"{p}{o}" for p, o in C_CASES])
 def test_c_program_matches_gnu_ld(tmp_path, prog, opt):
     objs = build_c(tmp_path, C_PROGRAMS[prog], opt)
-    p, _ = link_both(tmp_path, objs)
+    p, _ = link_both(ARCH, tmp_path, objs, GNU_LD)
     assert p.stdout, "the program printed nothing: the test proves little"
 
 

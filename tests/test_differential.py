@@ -17,12 +17,12 @@ LLVM's integrated assembler (llvm-mc): the importer must take all of them.
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import binutil, minild, readelf, run_output, tool
+import conftest
+from conftest import link_both, objdump, readelf
 
 CFLAGS = ["-O2", "-fno-pic", "-static", "-nostdlib", "-ffreestanding",
           "-fno-asynchronous-unwind-tables", "-fno-stack-protector"]
@@ -32,6 +32,7 @@ TOOLCHAINS = {
     "amd64": (["gcc", "-m64"], []),
     "x86": (["gcc", "-m32"], ["-m", "elf_i386"]),
 }
+GNU_LD = {a: [*ld, "-static"] for a, (_, ld) in TOOLCHAINS.items()}
 # compiler -> arch -> command replacing TOOLCHAINS' C compiler
 COMPILERS = {
     "gcc": {a: cc for a, (cc, _) in TOOLCHAINS.items()},
@@ -495,48 +496,10 @@ ASM_PROGRAMS = {
 
 def build(arch: str, files: dict[str, str], d: Path, *cflags: str, compiler: str = "gcc",
           assembler: str = "gas") -> list[Path]:
-    """build assembles (.s) or compiles (.c) each file; returns the objects."""
-    cc = COMPILERS[compiler][arch]
-    asm = ASSEMBLERS[assembler][arch] or [binutil(arch, "as")]
-    objs = []
-    for name, src in files.items():
-        path = d / name
-        path.write_text(src)
-        obj = path.with_suffix(".o")
-        if name.endswith(".s"):
-            cmd = [tool(asm[0]), *asm[1:], "-o", str(obj), str(path)]
-        else:
-            cmd = [tool(cc[0]), *cc[1:], *CFLAGS, *cflags, "-c", "-o", str(obj), str(path)]
-        p = subprocess.run(cmd, capture_output=True, text=True)
-        assert p.returncode == 0, f"{' '.join(cmd)} failed:\n{p.stderr}"
-        objs.append(obj)
-    return objs
-
-
-def gnu_ld(arch: str, objs: list[Path], out: Path) -> Path:
-    _, ldflags = TOOLCHAINS[arch]
-    p = subprocess.run([binutil(arch, "ld"), *ldflags, "-static", "-o", str(out),
-                        *map(str, objs)], capture_output=True, text=True)
-    assert p.returncode == 0 and p.stderr == "", f"GNU ld failed:\n{p.stderr}"
-    return out
-
-
-def minild_link(objs: list[Path], out: Path, compact: bool = False) -> Path:
-    """minild_link imports all objects in one run, then links them."""
-    d = out.parent / (out.name + ".objs")
-    minild("import", *objs, "-o", d, *(["--compact"] if compact else []))
-    minild("link", *[d / (o.stem + ".obj") for o in objs], "-o", out)
-    readelf(out)   # stderr must be empty
-    return out
-
-
-def same_run(arch: str, ref: Path, mine: Path) -> subprocess.CompletedProcess:
-    a, b = run_output(arch, ref), run_output(arch, mine)
-    assert a.returncode >= 0, f"GNU ld's output died: signal {-a.returncode}"
-    assert (b.stdout, b.returncode) == (a.stdout, a.returncode), (
-        f"GNU ld's output: exit {a.returncode}\n{a.stdout.decode()}\n"
-        f"minild's output: exit {b.returncode}\n{b.stdout.decode()}")
-    return a
+    """build assembles (.s) or compiles (.c) each file with the named assembler
+    and compiler; returns the objects."""
+    return conftest.build(arch, d, files, *CFLAGS, *cflags, cc=COMPILERS[compiler][arch],
+                          asm=ASSEMBLERS[assembler][arch])
 
 
 # --- the tests -------------------------------------------------------------
@@ -550,9 +513,7 @@ C_CASES = [(arch, cc, prog, opt) for arch in TOOLCHAINS for cc in COMPILERS
 def test_c_program(arch, cc, prog, opt, tmp_path):
     files = {"start.s": START_S[arch], **C_PROGRAMS[prog]}
     objs = build(arch, files, tmp_path, opt, compiler=cc)
-    ref = gnu_ld(arch, objs, tmp_path / "ref")
-    mine = minild_link(objs, tmp_path / "mine", compact=opt == "-Os")
-    r = same_run(arch, ref, mine)
+    r, _ = link_both(arch, tmp_path, objs, GNU_LD[arch], compact=opt == "-Os")
     assert r.stdout, "the program printed nothing: the test proves little"
 
 
@@ -564,8 +525,7 @@ def test_c_switch_has_jump_table(arch, cc, tmp_path):
     """The C programs really contain jump tables: an indirect jump through a
     table in .rodata, found by relocation (so the tests cover them)."""
     objs = build(arch, {"main.c": CALC_MAIN_C}, tmp_path, "-O2", compiler=cc)
-    dis = subprocess.run([binutil(arch, "objdump"), "-dr", str(objs[0])],
-                         capture_output=True, text=True, check=True).stdout
+    dis = objdump(arch, objs[0], "-dr")
     assert re.search(r"jmpq?\s+\*0x0\(,%[er]?\w+,[48]\)\n\s*\w+: R_(X86_64_32S|386_32)\s+"
                      r"\.(rodata|LJTI)", dis), dis
 
@@ -576,9 +536,7 @@ ASM_CASES = [(arch, asm) for arch in ASM_PROGRAMS for asm in ASSEMBLERS]
 @pytest.mark.parametrize("arch,asm", ASM_CASES, ids=["-".join(c) for c in ASM_CASES])
 def test_asm_program(arch, asm, tmp_path):
     objs = build(arch, ASM_PROGRAMS[arch], tmp_path, assembler=asm)
-    ref = gnu_ld(arch, objs, tmp_path / "ref")
-    mine = minild_link(objs, tmp_path / "mine")
-    r = same_run(arch, ref, mine)
+    r, _ = link_both(arch, tmp_path, objs, GNU_LD[arch])
     assert r.stdout.decode().splitlines() == [
         "case zero", "case one", "case two", "case three", "case four",
         "hello from a pointer", "bye from a pointer"]
@@ -598,12 +556,10 @@ def symbols(path: Path) -> dict[str, int]:
 
 
 def dwarf_dump(path: Path, what: str) -> str:
-    p = subprocess.run([tool("readelf"), "-W", f"--debug-dump={what}", str(path)],
-                       capture_output=True, text=True)
-    assert p.returncode == 0 and p.stderr == "", f"readelf complained:\n{p.stderr}"
-    bad = [ln for ln in p.stdout.splitlines() if re.search(r"warning|error", ln, re.I)]
+    out = readelf(path, "-W", f"--debug-dump={what}")  # stderr must be empty
+    bad = [ln for ln in out.splitlines() if re.search(r"warning|error", ln, re.I)]
     assert not bad, "readelf --debug-dump complained:\n" + "\n".join(bad)
-    return p.stdout
+    return out
 
 
 def _value(line: str) -> str:
@@ -660,9 +616,8 @@ def test_dwarf(arch, cc, flag, tmp_path):
     objs = build(arch, files, tmp_path, "-g", flag, compiler=cc)
     if flag == "-gz":
         assert " C " in readelf(objs[1], "-W", "-S").split(".debug_info", 1)[1].split("\n")[0]
-    ref = gnu_ld(arch, objs, tmp_path / "ref")
-    mine = minild_link(objs, tmp_path / "mine")
-    same_run(arch, ref, mine)
+    _, mine = link_both(arch, tmp_path, objs, GNU_LD[arch])
+    ref = mine.with_suffix(".gnu")  # GNU ld's output of the same objects
     info = dwarf_dump(mine, "info,line")
     for sec in (".debug_info", ".debug_line", ".debug_str", ".debug_abbrev"):
         assert sec in readelf(mine, "-W", "-S"), f"{sec} missing from minild's output"
