@@ -16,5 +16,8 @@ if [ -n "$missing" ]; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
-python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+# Debian's own python3 refuses system-wide pip installs (PEP 668); a user-level
+# Python (pyenv, a venv) does not. Use the first that works.
+python3 -m pip install -q --disable-pip-version-check -e '.[test]' 2>/dev/null \
+  || python3 -m pip install -q --disable-pip-version-check --break-system-packages -e '.[test]'
 exec python3 -m pytest "$@"
