@@ -29,6 +29,8 @@ BINDINGS = ("local", "global", "weak")
 LOCAL, GLOBAL, WEAK = 0, 1, 2
 TYPES = ("notype", "object", "func", "section")
 SECTION_TYPE = 3
+MAX_ALIGN = 1 << 32   # section alignment, at most
+MAX_SIZE = 1 << 62    # sizes, at most (addresses stay in int64 arithmetic)
 UNDEF = -1   # symbol section index: undefined
 ABS = -2     # symbol section index: absolute value
 
@@ -219,9 +221,11 @@ def _msgspec_message(e: msgspec.ValidationError) -> str:
     return msg
 
 
-def _check_sections(path, secs, d: Diagnostics, data_of) -> tuple[list, list]:
-    """_check_sections validates what both encodings share; returns sizes and data."""
-    sizes, datas = [], []
+def _check_sections(path, secs, d: Diagnostics, data_of) -> tuple[list, list, np.ndarray]:
+    """_check_sections validates what both encodings share; returns sizes, data and
+    alignments (bad values replaced, so that building the columns cannot fail
+    before the errors are reported)."""
+    sizes, datas, aligns = [], [], []
     seen: dict[str, int] = {}
     for i, s in enumerate(secs):
         where = f"{path}: $.sections[{i}]"
@@ -229,14 +233,19 @@ def _check_sections(path, secs, d: Diagnostics, data_of) -> tuple[list, list]:
             d.error(f"{where}.name: duplicate section name {s.name!r} "
                     f"(also $.sections[{seen[s.name]}])")
         seen.setdefault(s.name, i)
-        if s.align < 1 or s.align & (s.align - 1):
-            d.error(f"{where}.align: expected a power of two >= 1, got {s.align}")
+        if not 1 <= s.align <= MAX_ALIGN or s.align & (s.align - 1):
+            d.error(f"{where}.align: expected a power of two from 1 to {MAX_ALIGN:#x}, "
+                    f"got {s.align}")
+            aligns.append(1)
+        else:
+            aligns.append(s.align)
         if s.kind == "bss":
             if s.data is not None:
                 d.error(f"{where}.data: a bss section has no data; give its size")
-            if s.size is None or s.size < 0:
-                d.error(f"{where}.size: expected the size (>= 0) of the bss section")
-            sizes.append(max(s.size or 0, 0))
+            if s.size is None or not 0 <= s.size < MAX_SIZE:
+                d.error(f"{where}.size: expected the size of the bss section, from 0 to "
+                        f"{MAX_SIZE - 1:#x}")
+            sizes.append(s.size if s.size is not None and 0 <= s.size < MAX_SIZE else 0)
             datas.append(None)
         else:
             if s.size is not None:
@@ -248,7 +257,7 @@ def _check_sections(path, secs, d: Diagnostics, data_of) -> tuple[list, list]:
                 raw = data_of(s.data, f"{where}.data", d)
             sizes.append(len(raw))
             datas.append(raw)
-    return sizes, datas
+    return sizes, datas, np.array(aligns, np.int64)
 
 
 def _hex(text: str, where: str, d: Diagnostics) -> bytes:
@@ -260,7 +269,7 @@ def _hex(text: str, where: str, d: Diagnostics) -> bytes:
 
 
 def _from_readable(path: str, doc: Readable, a: archreg.Arch, d: Diagnostics) -> Object:
-    sizes, datas = _check_sections(path, doc.sections, d, _hex)
+    sizes, datas, aligns = _check_sections(path, doc.sections, d, _hex)
     secidx = {s.name: i for i, s in enumerate(doc.sections)}
 
     names, ssec, sval, ssize, sbind, stype = [], [], [], [], [], []
@@ -287,13 +296,15 @@ def _from_readable(path: str, doc: Readable, a: archreg.Arch, d: Diagnostics) ->
             d.error(f"{where}.name: symbol {s.name!r} is already declared at "
                     f"$.symbols[{byname[s.name]}]")
         byname.setdefault(s.name, i)
-        if s.size < 0 or s.value < -(1 << 63) or s.value >= 1 << 64:
-            d.error(f"{where}: value or size out of range")
+        if not 0 <= s.size < MAX_SIZE:
+            d.error(f"{where}.size: expected a size from 0 to {MAX_SIZE - 1:#x}, got {s.size}")
+        if not -(1 << 63) <= s.value < 1 << 64:
+            d.error(f"{where}.value: {s.value} does not fit in 64 bits")
         names.append(s.name)
         ssec.append(si)
         # Negative values (an absolute `.set x, -16`) are kept as their 64-bit pattern.
         sval.append(s.value % (1 << 64))
-        ssize.append(max(s.size, 0))
+        ssize.append(s.size if 0 <= s.size < MAX_SIZE else 0)
         sbind.append(BINDINGS.index(s.binding))
         stype.append(TYPES.index(s.type))
 
@@ -337,7 +348,7 @@ def _from_readable(path: str, doc: Readable, a: archreg.Arch, d: Diagnostics) ->
         path=path, arch=a.name,
         sec_name=[s.name for s in doc.sections],
         sec_kind=np.array([KIND_ID[s.kind] for s in doc.sections], np.uint8),
-        sec_align=np.array([s.align for s in doc.sections], np.int64),
+        sec_align=aligns,
         sec_size=np.array(sizes, np.int64), sec_data=datas,
         sym_name=names, sym_sec=np.array(ssec, np.int32),
         sym_value=np.array(sval, np.uint64).astype(np.int64) if sval else np.zeros(0, np.int64),
@@ -354,7 +365,7 @@ def _column(path: str, group: str, name: str, raw: bytes, count: int, d: Diagnos
     if len(raw) != count * dt.itemsize:
         d.error(f"{where}: expected {count} values of {dt.itemsize} bytes "
                 f"({count * dt.itemsize} bytes), got {len(raw)} bytes")
-        return np.zeros(count, dt)
+        return np.zeros(0, dt)  # never used: the caller checks before it reads columns
     return np.frombuffer(raw, dt)
 
 
@@ -363,7 +374,7 @@ def _first(mask: np.ndarray) -> int:
 
 
 def _from_compact(path: str, doc: Compact, a: archreg.Arch, d: Diagnostics) -> Object:
-    sizes, datas = _check_sections(path, doc.sections, d, lambda raw, where, d: raw)
+    sizes, datas, aligns = _check_sections(path, doc.sections, d, lambda raw, where, d: raw)
     nsec = len(doc.sections)
     sec_size = np.array(sizes, np.int64)
     kinds = np.array([KIND_ID[s.kind] for s in doc.sections], np.uint8)
@@ -447,7 +458,7 @@ def _from_compact(path: str, doc: Compact, a: archreg.Arch, d: Diagnostics) -> O
 
     return Object(
         path=path, arch=a.name, sec_name=[s.name for s in doc.sections],
-        sec_kind=kinds, sec_align=np.array([s.align for s in doc.sections], np.int64),
+        sec_kind=kinds, sec_align=aligns,
         sec_size=sec_size, sec_data=datas,
         sym_name=sy.name, sym_sec=ssec.astype(np.int32), sym_value=sval.view(np.int64),
         sym_size=ssize.astype(np.int64), sym_bind=sbind, sym_type=stype,
