@@ -37,7 +37,7 @@ import numpy as np
 
 from . import arch as archreg
 from .errors import Diagnostics, LinkError, fail
-from .loader import ABS, KIND_ID, UNDEF, Object
+from .loader import ABS, KIND_ID, MAX_ALIGN, MAX_SIZE, UNDEF, Object
 
 SHT_PROGBITS, SHT_SYMTAB, SHT_RELA, SHT_NOBITS, SHT_REL, SHT_GROUP = 1, 2, 4, 8, 9, 17
 SHT_INIT_ARRAY, SHT_FINI_ARRAY, SHT_PREINIT_ARRAY, SHT_SYMTAB_SHNDX = 14, 15, 16, 18
@@ -235,6 +235,11 @@ def _import(path: str, h: dict, data: bytes) -> Object:
         else:
             kind = "dwarf"
         align = max(int(s["sh_addralign"]), 1)
+        if align > MAX_ALIGN or align & (align - 1):
+            raise fail(f"{where}: alignment {align:#x} is not a power of two up to "
+                       f"{MAX_ALIGN:#x}")
+        if kind == "bss" and int(s["sh_size"]) >= MAX_SIZE:
+            raise fail(f"{where}: size {int(s['sh_size']):#x} is too large")
         kept[i] = len(sec_name)
         sec_name.append(name)
         sec_kind.append(KIND_ID[kind])
