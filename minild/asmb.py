@@ -3,21 +3,22 @@
 The sections with file bytes are cut into blocks of at least `block_size`
 bytes (Go's writeBlocks: 1 MB) at input-section boundaries. Each block is filled
 (code padding for text, then the input sections' bytes) and its relocations are
-applied, all with numpy, through an OutBuf view at the block's offset. Blocks
-run on a bounded pool of worker threads (numpy's copies and kernels release the
-GIL); with -j1 they run in order on the caller's thread. Either way each block
-is computed from the same inputs by the same code, so the bytes never depend on
-the number of workers. On the buffered path a block is written to the file only
+applied, all with numpy, through an OutBuf view at the block's offset. With
+-jN, N-1 forked children (minild.workers) each write a contiguous share of the
+blocks straight into the shared mapping, while the parent writes the first;
+with -j1 they run in order in the parent. Either way each block is computed
+from the same inputs by the same code, so the bytes never depend on the number
+of workers. On the buffered path a block is written to the file only
 after its relocations are applied, since there is no mapping to edit later.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
+from . import workers
 from .errors import Diagnostics
 from .reloc import Problem, apply_block
 
@@ -99,15 +100,28 @@ def asmb(ctx, out, jobs: int, block_size: int = BLOCK_SIZE) -> None:
         view.commit(b.fileoff, buf)
         return [(p, k[p.index]) for p in probs]
 
+    results: dict[int, list] = {}
+
+    def run(lo: int, hi: int) -> bool:
+        """run writes blocks lo..hi-1; False if any had a relocation problem
+        (then the parent writes them again and collects the problems)."""
+        ok = True
+        for i in range(lo, hi):
+            results[i] = write(i)
+            ok = ok and not results[i]
+        return ok
+
     if jobs <= 1 or len(blocks) <= 1:
-        results = [write(i) for i in range(len(blocks))]
+        run(0, len(blocks))
     else:
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            results = list(pool.map(write, range(len(blocks))))
+        # Forked children write their blocks straight into the shared mapping
+        # (or, buffered, into the file): no bytes come back to the parent.
+        for lo, hi in workers.fork_map(len(blocks), jobs, run):
+            run(lo, hi)
 
     d = Diagnostics()
-    for probs in results:
-        for p, idx in probs:
+    for i in sorted(results):
+        for p, idx in results[i]:
             for k, v in zip(idx.tolist(), p.values.tolist()):
                 report(ctx, d, p, k, v)
     d.check()

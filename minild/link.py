@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import arch as archreg
-from . import extld
+from . import extld, workers
 from . import format as formats
 from .asmb import BLOCK_SIZE, asmb
 from .bench import Bench
@@ -406,36 +406,25 @@ def lookup(table: dict, names: list, jobs: int) -> np.ndarray:
 
     This is the one step of a link done once per symbol entry in Python (in C,
     through map, but ~0.4 us a name: hashing a fresh string and comparing it
-    with the key). With -jN and fork(), N-1 forked children each look up a
-    share of the names and write the ids into shared memory: the dict and the
-    names are inherited, nothing is copied or pickled. A child that fails
-    leaves its share to be done here, so the result never depends on N.
+    with the key). With -jN, forked children (minild.workers) look up shares of
+    the names, inheriting the dict and the names, and write the ids into shared
+    memory: nothing is copied or pickled.
     """
     n = len(names)
-    parts = min(jobs, 8) if hasattr(os, "fork") and n >= FORK_LOOKUPS else 1
-    get = lambda part: np.fromiter(map(table.get, part, itertools.repeat(-1)),  # noqa: E731
-                                   np.int64, len(part))
-    if parts <= 1:
-        return get(names)
-    bounds = [n * k // parts for k in range(parts + 1)]
-    shared = mmap.mmap(-1, 8 * n)
+
+    def run(lo: int, hi: int) -> bool:
+        out[lo:hi] = np.fromiter(map(table.get, names[lo:hi], itertools.repeat(-1)),
+                                 np.int64, hi - lo)
+        return True
+
+    if jobs <= 1 or n < FORK_LOOKUPS:
+        out = np.empty(n, np.int64)
+        run(0, n)
+        return out
+    shared = mmap.mmap(-1, max(8 * n, 1))
     out = np.frombuffer(shared, np.int64, n)
-    children = []
-    for k in range(1, parts):
-        pid = os.fork()
-        if pid == 0:  # the child: its share, then leave without cleanup
-            code = 1
-            try:
-                out[bounds[k]:bounds[k + 1]] = get(names[bounds[k]:bounds[k + 1]])
-                code = 0
-            finally:
-                os._exit(code)
-        children.append((pid, k))
-    out[:bounds[1]] = get(names[:bounds[1]])
-    for pid, k in children:
-        _, status = os.waitpid(pid, 0)
-        if status != 0:
-            out[bounds[k]:bounds[k + 1]] = get(names[bounds[k]:bounds[k + 1]])
+    for lo, hi in workers.fork_map(n, jobs, run):
+        run(lo, hi)
     result = out.copy()
     del out
     shared.close()

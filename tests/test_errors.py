@@ -256,3 +256,30 @@ def test_bad_round_and_headtype(tmp_path):
     assert p.returncode == 1 and "power of two" in p.stderr
     p = minild("link", h, "-o", tmp_path / "o", "-H", "coff", check=False)
     assert p.returncode == 1 and "unknown header type 'coff'" in p.stderr
+
+
+def test_relocation_errors_found_by_forked_workers(tmp_path):
+    """With -jN, a block written by a forked worker that hits a relocation error
+    is written again by the parent, which reports it: the same errors as -j1."""
+    from minild.errors import LinkError
+    from minild.link import Options, link
+
+    secs, syms = [], [{"name": "_start", "section": ".t0"},
+                      {"name": "far", "section": "*ABS*", "value": 0x200000000}]
+    for k in range(6):
+        secs.append({"name": f".t{k}", "kind": "text", "data": "e8 00 00 00 00",
+                     "relocs": [{"offset": 1, "type": "R_X86_64_PLT32",
+                                 "symbol": "far" if k in (2, 5) else "_start", "addend": -4}]})
+    f = tmp_path / "many.obj"
+    f.write_text(json.dumps({"version": 1, "encoding": "readable", "arch": "amd64",
+                             "sections": secs, "symbols": syms}))
+    messages = []
+    for jobs, use_mmap in ((1, True), (3, True), (3, False)):
+        with pytest.raises(LinkError) as e:
+            link(Options(objects=[str(f)], output=str(tmp_path / "out"), jobs=jobs,
+                         block_size=1, mmap=use_mmap))
+        messages.append(str(e.value))
+    assert messages[0].count("out of range") == 2 and ".t2+0x1" in messages[0]
+    assert ".t5+0x1" in messages[0]
+    assert messages[0] == messages[1] == messages[2]
+    assert not (tmp_path / "out").exists()

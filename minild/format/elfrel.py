@@ -25,10 +25,11 @@ are left out: the external linker relaxes nothing minild has not seen.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import mmap
 
 import numpy as np
 
+from .. import workers
 from ..errors import InternalError
 from ..layout import align_up
 from ..loader import ABS
@@ -161,20 +162,26 @@ def asmb2(ctx, out) -> None:
     a = ctx.arch
     lay = Layout(a.elf_class, a.order)
 
-    # The records go straight into the mapping, one worker per output section.
-    def write(job) -> int:
-        k, off, idx = job
-        data = records(ctx, idx).tobytes()
-        view = out.view(off)
-        view.write(data)
-        return view.off - off
-
+    # The records go straight into the mapping, in shares of the output sections
+    # written by forked workers (minild.workers) when -j allows. What each
+    # share wrote is counted in shared memory and checked against layout.
     jobs = ctx.rec_sections
-    if ctx.opts.jobs > 1 and len(jobs) > 1:
-        with ThreadPoolExecutor(max_workers=ctx.opts.jobs) as pool:
-            written = sum(pool.map(write, jobs))
+    counts = np.frombuffer(mmap.mmap(-1, 8 * max(len(jobs), 1)), np.int64, len(jobs))
+
+    def run(lo: int, hi: int) -> bool:
+        for j in range(lo, hi):
+            _, off, idx = jobs[j]
+            view = out.view(off)
+            view.write(records(ctx, idx).tobytes())
+            counts[j] = view.off - off
+        return True
+
+    if ctx.opts.jobs > 1 and len(jobs) > 1 and out.mode == "mmap":
+        for lo, hi in workers.fork_map(len(jobs), ctx.opts.jobs, run):
+            run(lo, hi)
     else:
-        written = sum(map(write, jobs))
+        run(0, len(jobs))
+    written = int(counts.sum())
     if written != ctx.rec_expected:
         raise InternalError(f"wrote {written} bytes of relocation records; layout reserved "
                             f"{ctx.rec_expected}")

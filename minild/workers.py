@@ -1,0 +1,49 @@
+"""workers: run shares of a link's work in forked children.
+
+CPython threads take turns on the GIL, so the parallel parts of a link (symbol
+lookups in loadlib, block writing in asmb) run in forked children instead: a
+child inherits the whole link context for free (copy-on-write), does its share,
+and leaves its results where the parent sees them: in the shared mapping of the
+output file (asmb) or in an anonymous shared mapping (lookups). A child that
+fails, or whose share needs more than writing (a relocation error to report),
+exits non-zero and the parent redoes that share itself; the work is
+deterministic, so redoing it writes the same bytes. Where fork() does not
+exist, everything runs in the parent.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+
+def shares(n: int, parts: int) -> list[tuple[int, int]]:
+    """shares cuts range(n) into `parts` contiguous (lo, hi) ranges."""
+    return [(n * k // parts, n * (k + 1) // parts) for k in range(parts)]
+
+
+def fork_map(n: int, jobs: int, run: Callable[[int, int], bool]) -> list[tuple[int, int]]:
+    """fork_map runs run(lo, hi) over shares of range(n): the first share here,
+    the others in jobs-1 forked children. run returns True when its share is
+    done. fork_map returns the shares still to do (the caller redoes them):
+    a child's share whose run returned False or raised, or the parent's own
+    share if its run returned False."""
+    parts = max(1, min(jobs, n)) if hasattr(os, "fork") else 1
+    cuts = shares(n, parts)
+    children = []
+    for lo, hi in cuts[1:]:
+        pid = os.fork()
+        if pid == 0:  # the child: its share, then leave without any cleanup
+            code = 1
+            try:
+                code = 0 if run(lo, hi) else 2
+            finally:
+                os._exit(code)
+        children.append((pid, (lo, hi)))
+    try:
+        redo = [] if run(*cuts[0]) else [cuts[0]]
+    finally:
+        # Wait for every child even when the parent's share failed: no child may
+        # go on writing into a file the parent is about to remove.
+        status = [(os.waitpid(pid, 0)[1], share) for pid, share in children]
+    return redo + [share for code, share in status if code != 0]
