@@ -59,7 +59,9 @@ def traced_link(objs: list[str], output: str) -> int:
     threading.settrace(tracer)
     sys.settrace(tracer)
     try:
-        link(Options(objects=objs, output=output))
+        # -j1: every block and lookup runs in this process, where it is counted
+        # (forked workers' events would not be).
+        link(Options(objects=objs, output=output, jobs=1))
     finally:
         sys.settrace(None)
         threading.settrace(None)
