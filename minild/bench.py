@@ -17,7 +17,7 @@ from dataclasses import dataclass
 class Row:
     phase: str
     wall: float     # seconds
-    cpu: float      # seconds, all threads of the process
+    cpu: float      # seconds of this process (forked workers not included)
     rss: int        # bytes resident after the phase
     peak: int       # bytes, peak resident so far
 

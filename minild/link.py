@@ -33,7 +33,7 @@ from .layout import address, dodata, layout
 from .loader import ABS, GLOBAL, LOCAL, UNDEF, WEAK, Object, read_object
 from .outbuf import OutBuf
 
-# -j: workers for symbol lookups (forked) and block writing (threads). On the
+# -j: forked workers for symbol lookups and block writing (minild.workers). On the
 # large benchmark -j2 links in 1.41 s against 1.66 s for -j1 (medians of 7
 # alternating runs, docs/performance.md), so the default is parallel; -jN is
 # byte-identical to -j1.
