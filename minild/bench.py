@@ -17,7 +17,7 @@ from dataclasses import dataclass
 class Row:
     phase: str
     wall: float     # seconds
-    cpu: float      # seconds of this process (forked workers not included)
+    cpu: float      # seconds of this process and its (finished) forked workers
     rss: int        # bytes resident after the phase
     peak: int       # bytes, peak resident so far
 
@@ -30,6 +30,16 @@ def rss_now() -> int:
         return 0
 
 
+def cpu_time() -> float:
+    """cpu_time is user + system time of this process and its reaped children
+    (the forked workers of minild.workers)."""
+    t = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        u = resource.getrusage(who)
+        t += u.ru_utime + u.ru_stime
+    return t
+
+
 def rss_peak() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
@@ -40,17 +50,17 @@ class Bench:
     def __init__(self):
         self.rows: list[Row] = []
         self.start = time.perf_counter()
-        self.cpu_start = time.process_time()
+        self.cpu_start = cpu_time()
 
     @contextmanager
     def phase(self, name: str):
-        t0, c0 = time.perf_counter(), time.process_time()
+        t0, c0 = time.perf_counter(), cpu_time()
         try:
             yield
         finally:
-            self.rows.append(Row(name, time.perf_counter() - t0, time.process_time() - c0,
+            self.rows.append(Row(name, time.perf_counter() - t0, cpu_time() - c0,
                                  rss_now(), rss_peak()))
 
     def total(self) -> Row:
         return Row("total", time.perf_counter() - self.start,
-                   time.process_time() - self.cpu_start, rss_now(), rss_peak())
+                   cpu_time() - self.cpu_start, rss_now(), rss_peak())
