@@ -23,6 +23,9 @@ from .errors import Diagnostics
 from .reloc import Problem, apply_block
 
 BLOCK_SIZE = 1 << 20
+# Fewer blocks than this are written in-process: forking costs ~10 ms, more
+# than a few MB of blocks take (medium benchmark: 9 blocks, no gain).
+FORK_BLOCKS = 16
 
 
 @dataclass
@@ -111,7 +114,7 @@ def asmb(ctx, out, jobs: int, block_size: int = BLOCK_SIZE) -> None:
             ok = ok and not results[i]
         return ok
 
-    if jobs <= 1 or len(blocks) <= 1:
+    if jobs <= 1 or len(blocks) < FORK_BLOCKS:
         run(0, len(blocks))
     else:
         # Forked children write their blocks straight into the shared mapping

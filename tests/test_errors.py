@@ -258,11 +258,14 @@ def test_bad_round_and_headtype(tmp_path):
     assert p.returncode == 1 and "unknown header type 'coff'" in p.stderr
 
 
-def test_relocation_errors_found_by_forked_workers(tmp_path):
+def test_relocation_errors_found_by_forked_workers(tmp_path, monkeypatch):
     """With -jN, a block written by a forked worker that hits a relocation error
     is written again by the parent, which reports it: the same errors as -j1."""
+    from minild import asmb
     from minild.errors import LinkError
     from minild.link import Options, link
+
+    monkeypatch.setattr(asmb, "FORK_BLOCKS", 2)  # fork even for this small link
 
     secs, syms = [], [{"name": "_start", "section": ".t0"},
                       {"name": "far", "section": "*ABS*", "value": 0x200000000}]

@@ -154,9 +154,11 @@ def test_deterministic_across_jobs_and_mmap(tmp_path):
 def test_deterministic_with_small_blocks_through_the_api(tmp_path, monkeypatch):
     """Cut MULTI into as many blocks as possible, and look symbols up in forked
     helpers even for a small link: same bytes as one block and -j1."""
+    from minild import asmb
     from minild import link as linkmod
     from minild.link import Options, link
     monkeypatch.setattr(linkmod, "FORK_LOOKUPS", 0)
+    monkeypatch.setattr(asmb, "FORK_BLOCKS", 2)
     outs = []
     for jobs, block, use_mmap in ((1, 1 << 20, True), (4, 1, True), (3, 1, False)):
         out = tmp_path / f"o{jobs}"
