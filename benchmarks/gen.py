@@ -10,14 +10,12 @@ seed. Usage:
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from program import BSS_SLOTS, SIZES, Program, build, checksum_line  # noqa: E402
+from program import BSS_SLOTS, Program, generator_main, write_manifest  # noqa: E402
 
 
 def function(p: Program, i: int) -> str:
@@ -134,30 +132,11 @@ def write(p: Program, outdir: str, seed: int) -> dict:
     names.append("main.s")
     with open(os.path.join(outdir, "main.s"), "w") as f:
         f.write(main_source(p))
-    stdout, status = checksum_line(p)
-    m = {"funcs": p.funcs, "objects": p.objects + 1, "calls": p.calls,
-         "table_reps": p.table_reps, "seed": seed, "relocations": p.relocations(),
-         "sources": names, "stdout": stdout.decode(), "status": status}
-    with open(os.path.join(outdir, "manifest.json"), "w") as f:
-        json.dump(m, f, indent=1)
-    return m
+    return write_manifest(p, outdir, seed, "sources", names, p.relocations())
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--size", choices=SIZES, help="a named size (sets --funcs, --objects)")
-    ap.add_argument("--funcs", type=int, default=1000)
-    ap.add_argument("--objects", type=int, default=10, help="function objects (+1 main)")
-    ap.add_argument("--calls", type=int, default=3, help="direct calls per function")
-    ap.add_argument("--table-reps", type=int, default=1)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("-o", "--outdir", required=True)
-    a = ap.parse_args(argv)
-    funcs, objects = SIZES[a.size] if a.size else (a.funcs, a.objects)
-    p = build(funcs, objects, a.seed, a.calls, a.table_reps)
-    m = write(p, a.outdir, a.seed)
-    print(f"{a.outdir}: {m['objects']} sources, {m['funcs']} functions, "
-          f"{m['relocations']} relocations, expected {m['stdout'].strip()}")
+    generator_main(write, __doc__, "sources", argv)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,6 @@ checksum as gen.py's program (manifest.json has it). Usage:
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 
@@ -21,10 +19,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from program import BSS_SLOTS, SIZES, Program, build, checksum_line  # noqa: E402
+from program import BSS_SLOTS, Program, generator_main, write_manifest  # noqa: E402
 
 from minild import arch as archreg  # noqa: E402
-from minild.loader import ABS, GLOBAL, KIND_ID, LOCAL, Object, encode_compact  # noqa: E402
+from minild.loader import GLOBAL, KIND_ID, LOCAL, Object, encode_compact  # noqa: E402
 
 FUNC_ALIGN = 16
 # f<i>, cut where the code depends on `calls` (GNU as 2.40 output of gen.function):
@@ -228,30 +226,11 @@ def write(p: Program, outdir: str, seed: int) -> dict:
         names.append(name)
         nrel += len(obj.rel_off)
     assert nrel == p.relocations(), (nrel, p.relocations())
-    stdout, status = checksum_line(p)
-    m = {"funcs": p.funcs, "objects": p.objects + 1, "calls": p.calls,
-         "table_reps": p.table_reps, "seed": seed, "relocations": nrel, "inputs": names,
-         "stdout": stdout.decode(), "status": status}
-    with open(os.path.join(outdir, "manifest.json"), "w") as f:
-        json.dump(m, f, indent=1)
-    return m
+    return write_manifest(p, outdir, seed, "inputs", names, nrel)
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--size", choices=SIZES, help="a named size (sets --funcs, --objects)")
-    ap.add_argument("--funcs", type=int, default=1000)
-    ap.add_argument("--objects", type=int, default=10, help="function objects (+1 main)")
-    ap.add_argument("--calls", type=int, default=3, help="direct calls per function (<= 6)")
-    ap.add_argument("--table-reps", type=int, default=1)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("-o", "--outdir", required=True)
-    a = ap.parse_args(argv)
-    funcs, objs = SIZES[a.size] if a.size else (a.funcs, a.objects)
-    p = build(funcs, objs, a.seed, a.calls, a.table_reps)
-    m = write(p, a.outdir, a.seed)
-    print(f"{a.outdir}: {m['objects']} objects, {m['funcs']} functions, "
-          f"{m['relocations']} relocations, expected {m['stdout'].strip()}")
+    generator_main(write, __doc__, "objects", argv, max_calls=" (<= 6)")
 
 
 if __name__ == "__main__":

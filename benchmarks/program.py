@@ -25,6 +25,9 @@ Relocations per function: 7 + calls (+ table_reps - 1); per object 4; 2 more.
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,3 +117,34 @@ def checksum_line(p: Program) -> tuple[bytes, int]:
     """checksum_line is what the program writes to stdout, and its exit status."""
     v = expected(p)
     return f"{v:016x}\n".encode(), v & 0xFF
+
+
+def write_manifest(p: Program, outdir: str, seed: int, files_key: str, files: list[str],
+                   relocations: int) -> dict:
+    """write_manifest records what a generator wrote and what the program must
+    print (outdir/manifest.json); returns it."""
+    stdout, status = checksum_line(p)
+    m = {"funcs": p.funcs, "objects": p.objects + 1, "calls": p.calls,
+         "table_reps": p.table_reps, "seed": seed, "relocations": relocations,
+         files_key: files, "stdout": stdout.decode(), "status": status}
+    with open(os.path.join(outdir, "manifest.json"), "w") as f:
+        json.dump(m, f, indent=1)
+    return m
+
+
+def generator_main(write, doc: str, what: str, argv=None, max_calls: str = "") -> None:
+    """generator_main is the command line shared by gen.py and gen_compact.py:
+    build the program for the flags and write it with write(p, outdir, seed)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument("--size", choices=SIZES, help="a named size (sets --funcs, --objects)")
+    ap.add_argument("--funcs", type=int, default=1000)
+    ap.add_argument("--objects", type=int, default=10, help="function objects (+1 main)")
+    ap.add_argument("--calls", type=int, default=3, help=f"direct calls per function{max_calls}")
+    ap.add_argument("--table-reps", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("-o", "--outdir", required=True)
+    a = ap.parse_args(argv)
+    funcs, objects = SIZES[a.size] if a.size else (a.funcs, a.objects)
+    m = write(build(funcs, objects, a.seed, a.calls, a.table_reps), a.outdir, a.seed)
+    print(f"{a.outdir}: {m['objects']} {what}, {m['funcs']} functions, "
+          f"{m['relocations']} relocations, expected {m['stdout'].strip()}")

@@ -412,24 +412,21 @@ def lookup(table: dict, names: list, jobs: int) -> np.ndarray:
     memory: nothing is copied or pickled.
     """
     n = len(names)
+    forked = jobs > 1 and n >= FORK_LOOKUPS
+    shared = mmap.mmap(-1, max(8 * n, 1)) if forked else None
+    out = np.frombuffer(shared, np.int64, n) if forked else np.empty(n, np.int64)
 
     def run(lo: int, hi: int) -> bool:
         out[lo:hi] = np.fromiter(map(table.get, names[lo:hi], itertools.repeat(-1)),
                                  np.int64, hi - lo)
         return True
 
-    if jobs <= 1 or n < FORK_LOOKUPS:
-        out = np.empty(n, np.int64)
+    if not forked:
         run(0, n)
         return out
-    shared = mmap.mmap(-1, max(8 * n, 1))
-    out = np.frombuffer(shared, np.int64, n)
     for lo, hi in workers.fork_map(n, jobs, run):
         run(lo, hi)
-    result = out.copy()
-    del out
-    shared.close()
-    return result
+    return out.copy()  # the shared mapping goes with the last reference to it
 
 
 def symaddrs(ctx: Link) -> None:

@@ -572,7 +572,7 @@ def _value(line: str) -> str:
 
 def subprogram_low_pcs(info: str) -> dict[str, int]:
     """subprogram_low_pcs: DW_TAG_subprogram name -> DW_AT_low_pc, from readelf's dump."""
-    out, cur, name = {}, None, None
+    out, cur, name, low = {}, None, None, None
     for line in info.splitlines():
         if "Abbrev Number" in line:
             if cur == "DW_TAG_subprogram" and name and low is not None:

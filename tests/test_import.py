@@ -11,7 +11,6 @@ ELF, not ET_REL, ...) must be one located message per problem and exit 1.
 from __future__ import annotations
 
 import json
-import os
 import re
 import struct
 import subprocess

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import EXAMPLES, golden, minild, readelf, run_output
 from minild import arch
-from minild.loader import GLOBAL, KIND_ID, LOCAL, Object, encode_compact, read_object
+from minild.loader import GLOBAL, KIND_ID, Object, encode_compact, read_object
 
 MULTI = [EXAMPLES / "multi" / f"{n}.obj" for n in ("main", "greet", "ops")]
 

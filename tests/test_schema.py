@@ -3,7 +3,6 @@ example and every compact object minild writes, and rejects what the loader
 rejects for shape: checked with the jsonschema package, not minild's loader."""
 
 import json
-from pathlib import Path
 
 import jsonschema
 import pytest
