@@ -30,7 +30,7 @@ from .asmb import BLOCK_SIZE, asmb
 from .bench import Bench
 from .errors import Diagnostics, LinkError, fail
 from .layout import address, dodata, layout
-from .loader import ABS, GLOBAL, LOCAL, UNDEF, WEAK, Object, read_object
+from .loader import ABS, GLOBAL, LOCAL, SECTION_TYPE, UNDEF, WEAK, Object, read_object
 from .outbuf import OutBuf
 
 # -j: forked workers for symbol lookups and block writing (minild.workers). On the
@@ -100,7 +100,7 @@ class Link:
 
     def reloc_target(self, k: int) -> str:
         s = int(self.relocs.sym[k])
-        if self.sym_type[s] == 3:
+        if self.sym_type[s] == SECTION_TYPE:
             return f"section '{self.sec_name[self.sym_sec[s]]}'"
         return self.sym_name[s]
 
