@@ -42,8 +42,10 @@ def test_libc_puts_with_cc(tmp_path):
     tool("cc")
     out = tmp_path / "puts"
     p = minild("link", "--externallink", "--libc", EXAMPLES / "libc" / "amd64.obj", "-o", out,
-               "-v")
+               "-v", "--tmpdir", tmp_path / "t")
     assert p.stderr.startswith("cc -no-pie -o ")     # -v shows the exact command line
+    # The object cc finished: puts stays an undefined global for libc to define.
+    golden("ext-libc-amd64.readelf", readelf(tmp_path / "t" / "minild.o"))
     r = run_output("amd64", out)
     assert (r.stdout, r.returncode) == (b"hello, world\n", 0)
     assert "NEEDED" in readelf(out, "-d") and "libc.so" in readelf(out, "-d")
