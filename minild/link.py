@@ -376,8 +376,11 @@ def resolve(ctx: Link) -> None:
     ctx.globals = table
 
     r = ctx.relocs
-    missing = (res[r.sym] < 0) & (bind[r.sym] == GLOBAL)
-    if missing.any() and not external:
+    # Per symbol entry first: only a link with undefined symbols looks at its
+    # (millions of) relocations to find the referencing places.
+    unresolved_strong = (res < 0) & (bind == GLOBAL)
+    if unresolved_strong.any() and not external:
+        missing = unresolved_strong[r.sym]
         refs: dict[str, list[int]] = {}
         for k in np.flatnonzero(missing).tolist():
             refs.setdefault(names[r.sym[k]], []).append(k)
