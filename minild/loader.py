@@ -29,7 +29,7 @@ BINDINGS = ("local", "global", "weak")
 LOCAL, GLOBAL, WEAK = 0, 1, 2
 TYPES = ("notype", "object", "func", "section")
 SECTION_TYPE = 3
-MAX_ALIGN = 1 << 32   # section alignment, at most
+MAX_ALIGN = 1 << 31   # section alignment, at most (fits ELF32's sh_addralign)
 MAX_SIZE = 1 << 62    # sizes, at most (addresses stay in int64 arithmetic)
 UNDEF = -1   # symbol section index: undefined
 ABS = -2     # symbol section index: absolute value
@@ -326,6 +326,9 @@ def _from_readable(path: str, doc: Readable, a: archreg.Arch, d: Diagnostics) ->
                 continue
             if not -(1 << 63) <= r.addend < 1 << 63:
                 d.error(f"{where}.addend: {r.addend} does not fit in 64 bits")
+                continue
+            if "\0" in r.symbol:
+                d.error(f"{where}.symbol: a symbol name may not contain NUL")
                 continue
             k = byname.get(r.symbol)
             if k is None:
