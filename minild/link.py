@@ -147,6 +147,9 @@ def link(opts: Options) -> Link:
         with ctx.phase("extld"):
             final = OutputFile(opts.output)
             with final:  # the external linker writes the temporary file by name
+                # Remove the empty file mkstemp made (the name stays ours for
+                # the moment), so that a linker that writes nothing is caught.
+                os.unlink(final.name)
                 extld.run(ctx, obj, final.name, opts.log)
     finally:
         if not opts.tmpdir:

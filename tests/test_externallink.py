@@ -92,6 +92,16 @@ def test_failing_external_linker(tmp_path):
     assert [f for f in os.listdir(tmp_path) if f.endswith(".tmp")] == []
 
 
+def test_external_linker_that_writes_nothing(tmp_path):
+    out = tmp_path / "h"
+    out.write_bytes(b"old")
+    p = minild("link", "--externallink", EXAMPLES / "hello" / "amd64.obj", "-o", out,
+               "--extld", "true", check=False)
+    assert p.returncode == 1 and "external linker succeeded but wrote no output" in p.stderr
+    assert out.read_bytes() == b"old"
+    assert [f for f in os.listdir(tmp_path) if f.endswith(".tmp")] == []
+
+
 def test_missing_external_linker(tmp_path):
     p = minild("link", "--externallink", EXAMPLES / "hello" / "amd64.obj", "-o", tmp_path / "h",
                "--extld", "no-such-ld-here", check=False)
