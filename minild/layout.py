@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import fail
-from .loader import KIND_ID, KINDS
+from .loader import KIND_ID, KINDS, LOCAL, SECTION_TYPE
 
 
 def align_up(v: int, a: int) -> int:
@@ -76,7 +76,7 @@ def dodata(ctx) -> None:
     ctx.segments = []
     ctx.outsections = []
     for segname, perm, segkinds in SEGMENTS:
-        if segname == "dwarf" and ctx.strip:
+        if segname == "dwarf" and ctx.opts.strip:
             continue  # -s: no debug information either (as GNU ld's -s)
         seg = Segment(segname, perm)
         for kname in segkinds:
@@ -188,4 +188,17 @@ def layout(ctx) -> int:
     return end
 
 
-__all__ = ["dodata", "address", "layout", "OutSection", "Segment", "KINDS", "align_up"]
+def listed_symbols(ctx) -> tuple[np.ndarray, np.ndarray]:
+    """listed_symbols returns the symbol entries a symbol table or map lists:
+    named locals that are not section symbols, and the winning definition of
+    each global; only those in sections the output has (-s drops DWARF) or
+    absolute/undefined ones."""
+    bind, typ, sec = ctx.sym_bind, ctx.sym_type, ctx.sym_sec
+    placed = (sec < 0) | (ctx.sec_out[np.maximum(sec, 0)] >= 0)
+    loc = np.flatnonzero((bind == LOCAL) & (typ != SECTION_TYPE) & placed)
+    named = np.fromiter(map(len, ctx.sym_name_arr[loc].tolist()), np.int64, len(loc)) > 0
+    glob = np.flatnonzero((bind != LOCAL) & (ctx.sym_res == np.arange(len(bind))) & placed)
+    return loc[named], glob
+
+
+__all__ = ["dodata", "address", "layout", "listed_symbols", "OutSection", "Segment", "KINDS", "align_up"]

@@ -84,9 +84,6 @@ class Link:
     bench: Bench = field(default_factory=Bench)
     objects: list[Object] = field(default_factory=list)
 
-    def __post_init__(self):
-        self.strip = self.opts.strip
-
     phase = property(lambda self: self.bench.phase)
 
     # --- locations for diagnostics ------------------------------------------

@@ -12,19 +12,19 @@ import os
 
 import numpy as np
 
-from .loader import LOCAL, SECTION_TYPE
+from .layout import listed_symbols
 from .errors import fail
 
 
 def build(ctx) -> list[dict]:
     """build returns the map as plain data: a list of output sections."""
-    bind, typ, sec = ctx.sym_bind, ctx.sym_type, ctx.sym_sec
-    named = [len(n) > 0 for n in ctx.sym_name]
-    own = (sec >= 0) & (typ != SECTION_TYPE) & np.array(named, bool)
-    own &= (bind == LOCAL) | (ctx.sym_res == np.arange(len(bind)))
-    own &= ctx.sec_out[np.maximum(sec, 0)] >= 0
+    bind, sec = ctx.sym_bind, ctx.sym_sec
+    loc, glob = listed_symbols(ctx)
+    own = np.sort(np.concatenate((loc, glob)))
+    named = np.fromiter(map(len, ctx.sym_name_arr[own].tolist()), np.int64, len(own)) > 0
+    own = own[(sec[own] >= 0) & named]
     by_sec: dict[int, list[int]] = {}
-    for i in np.flatnonzero(own).tolist():
+    for i in own.tolist():
         by_sec.setdefault(int(sec[i]), []).append(i)
     result = []
     for o in ctx.outsections:

@@ -14,8 +14,8 @@ import struct
 
 import numpy as np
 
-from ..layout import align_up
-from ..loader import ABS, LOCAL, SECTION_TYPE, UNDEF, WEAK
+from ..layout import align_up, listed_symbols
+from ..loader import ABS, LOCAL, UNDEF, WEAK
 
 USE_MMAP = True
 
@@ -112,10 +112,7 @@ def symbols(ctx, lay: Layout, strtab: StrTab, head: np.ndarray | None = None,
     sec_shndx = np.array([o.shndx for o in ctx.outsections] + [0], np.int64)[ctx.sec_out]
     shndx = np.where(sec >= 0, sec_shndx[np.maximum(sec, 0)], np.where(sec == ABS, SHN_ABS, 0))
     arr = ctx.sym_name_arr
-    placed = (sec < 0) | (ctx.sec_out[np.maximum(sec, 0)] >= 0)  # -s drops DWARF sections
-    loc = np.flatnonzero((bind == LOCAL) & (typ != SECTION_TYPE) & placed)
-    loc = loc[np.fromiter(map(len, arr[loc].tolist()), np.int64, len(loc)) > 0]  # unnamed: out
-    glob = np.flatnonzero((bind != LOCAL) & (ctx.sym_res == np.arange(len(bind))) & placed)
+    loc, glob = listed_symbols(ctx)
     # Undefined weak symbols stay in the table, once per name, as GNU ld keeps them.
     unres = np.flatnonzero((bind != LOCAL) & (ctx.sym_res < 0)
                            & ((bind == WEAK) | undefined))
@@ -212,7 +209,7 @@ def asmb2(ctx, out) -> None:
     shstr = StrTab()
     shdrs = section_headers(ctx, lay, shstr)
     symtab = None
-    if not ctx.strip:
+    if not ctx.opts.strip:
         strtab = StrTab()
         rows, first_global, _ = symbols(ctx, lay, strtab)
         symtab = (rows, strtab, first_global)
