@@ -38,6 +38,7 @@ import numpy as np
 from . import arch as archreg
 from .errors import Diagnostics, LinkError, fail
 from .loader import ABS, KIND_ID, MAX_ALIGN, MAX_SIZE, UNDEF, Object
+from .outbuf import write_file
 
 SHT_PROGBITS, SHT_SYMTAB, SHT_RELA, SHT_NOBITS, SHT_REL, SHT_GROUP = 1, 2, 4, 8, 9, 17
 SHT_INIT_ARRAY, SHT_FINI_ARRAY, SHT_PREINIT_ARRAY, SHT_SYMTAB_SHNDX = 14, 15, 16, 18
@@ -626,17 +627,7 @@ def write(obj: Object, out: str, compact: bool) -> None:
     data = encode_compact(obj, a) if compact else encode_readable(obj, a)
     if not data.endswith(b"\n"):
         data += b"\n"
-    tmp = f"{out}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, out)
-    except OSError as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise fail(f"cannot write {out}: {e.strerror}")
+    write_file(out, data, "")
 
 
 def import_files(paths: list[str], output: str, compact: bool) -> list[str]:

@@ -8,12 +8,11 @@ columns) or as JSON for tools.
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 
 from .layout import listed_symbols
-from .errors import fail
+from .outbuf import write_file
 
 
 def build(ctx) -> list[dict]:
@@ -60,10 +59,4 @@ def write_map(ctx, path: str, fmt: str) -> None:
     data = build(ctx)
     text = (json.dumps({"output": ctx.opts.output, "entry": ctx.entry_addr, "sections": data},
                        indent=1) + "\n") if fmt == "json" else render_text(data)
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise fail(f"cannot write map file {path}: {e.strerror}")
+    write_file(path, text.encode(), "map file ")
