@@ -23,6 +23,7 @@ from program import BSS_SLOTS, Program, generator_main, write_manifest  # noqa: 
 
 from minild import arch as archreg  # noqa: E402
 from minild.loader import GLOBAL, KIND_ID, LOCAL, Object, encode_compact  # noqa: E402
+from minild.names import Names  # noqa: E402
 
 FUNC_ALIGN = 16
 # f<i>, cut where the code depends on `calls` (GNU as 2.40 output of gen.function):
@@ -165,7 +166,7 @@ def function_object(p: Program, k: int, a: archreg.Arch) -> Object:
                   sec_size=np.array([len(text), 16 * n, 8 * n * p.table_reps, 8 * BSS_SLOTS],
                                     np.int64),
                   sec_data=[text, rodata.tobytes(), bytes(8 * n * p.table_reps), None],
-                  sym_name=sy.name, sym_sec=ssec, sym_value=sval, sym_size=ssize,
+                  sym_name=Names.from_list(sy.name), sym_sec=ssec, sym_value=sval, sym_size=ssize,
                   sym_bind=sbind, sym_type=stype, rel_sec=rsec, rel_off=roff, rel_type=rtyp,
                   rel_sym=rsym, rel_add=radd)
 
@@ -202,7 +203,7 @@ def main_object(p: Program, a: archreg.Arch) -> Object:
                                     np.uint8),
                   sec_align=np.array([1, 1, 1], np.int64),
                   sec_size=np.array([len(text), len(HEXDIGITS), 24], np.int64),
-                  sec_data=[text, HEXDIGITS, None], sym_name=sy.name, sym_sec=ssec,
+                  sec_data=[text, HEXDIGITS, None], sym_name=Names.from_list(sy.name), sym_sec=ssec,
                   sym_value=sval, sym_size=ssize, sym_bind=sbind, sym_type=stype,
                   rel_sec=rsec, rel_off=roff, rel_type=rtyp, rel_sym=rsym, rel_add=radd)
 

@@ -177,7 +177,7 @@ def link_cmd(objects, output, entry, headtype, text_addr, round_, strip, jobs, n
         fmt = ctx.format.__name__.rpartition(".")[2]
         err.print(f"minild: linked {len(objects)} objects ({ctx.arch.name}, {fmt}) into "
                   f"{output}: {ctx.filesize} bytes before tables, entry {ctx.entry_addr:#x}, "
-                  f"{len(ctx.relocs.off)} relocations, {len(ctx.sym_name)} symbols",
+                  f"{len(ctx.relocs.off)} relocations, {len(ctx.names)} symbols",
                   markup=False)
     if bench:
         print_bench(ctx.bench)
@@ -219,7 +219,7 @@ def inspect_cmd(obj):
     t = Table(title="symbols")
     for c in ("#", "name", "section", "value", "size", "binding", "type"):
         t.add_column(c)
-    for i, n in enumerate(o.sym_name):
+    for i, n in enumerate(o.sym_name.tolist()):
         s = int(o.sym_sec[i])
         t.add_row(str(i), n, "UND" if s == -1 else "ABS" if s == -2 else o.sec_name[s],
                   f"{int(o.sym_value[i]):#x}", str(o.sym_size[i]), BINDINGS[o.sym_bind[i]],

@@ -38,6 +38,7 @@ import numpy as np
 from . import arch as archreg
 from .errors import Diagnostics, LinkError, fail
 from .loader import ABS, KIND_ID, MAX_ALIGN, MAX_SIZE, UNDEF, Object
+from .names import Names
 from .outbuf import write_file
 
 SHT_PROGBITS, SHT_SYMTAB, SHT_RELA, SHT_NOBITS, SHT_REL, SHT_GROUP = 1, 2, 4, 8, 9, 17
@@ -422,7 +423,7 @@ def _import(path: str, h: dict, data: bytes) -> Object:
     return Object(
         path=path, arch=a.name, sec_name=sec_name, sec_kind=np.array(sec_kind, np.uint8),
         sec_align=np.array(sec_align, np.int64), sec_size=np.array(sec_size, np.int64),
-        sec_data=sec_data, sym_name=out_names, sym_sec=out_sec.astype(np.int32),
+        sec_data=sec_data, sym_name=Names.from_list(out_names), sym_sec=out_sec.astype(np.int32),
         sym_value=out_val.astype(np.int64), sym_size=out_size.astype(np.int64),
         sym_bind=out_bind.astype(np.uint8), sym_type=out_type.astype(np.uint8),
         rel_sec=cat(rs, np.int32), rel_off=cat(ro, np.int64), rel_type=cat(rt, np.int16),

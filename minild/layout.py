@@ -196,7 +196,7 @@ def listed_symbols(ctx) -> tuple[np.ndarray, np.ndarray]:
     bind, typ, sec = ctx.sym_bind, ctx.sym_type, ctx.sym_sec
     placed = (sec < 0) | (ctx.sec_out[np.maximum(sec, 0)] >= 0)
     loc = np.flatnonzero((bind == LOCAL) & (typ != SECTION_TYPE) & placed)
-    named = np.fromiter(map(len, ctx.sym_name_arr[loc].tolist()), np.int64, len(loc)) > 0
+    named = ctx.names.length[loc] > 0
     glob = np.flatnonzero((bind != LOCAL) & (ctx.sym_res == np.arange(len(bind))) & placed)
     return loc[named], glob
 

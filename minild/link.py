@@ -15,7 +15,6 @@ Everything a phase needs travels in the Link context; there are no globals.
 from __future__ import annotations
 
 import itertools
-import mmap
 import os
 import shutil
 import tempfile
@@ -24,19 +23,19 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import arch as archreg
-from . import extld, workers
+from . import extld
 from . import format as formats
 from .asmb import BLOCK_SIZE, asmb
 from .bench import Bench
 from .errors import Diagnostics, LinkError, fail
 from .layout import address, dodata, layout
 from .loader import ABS, GLOBAL, LOCAL, SECTION_TYPE, UNDEF, WEAK, Object, read_object
+from .names import Names, SymbolTable
 from .outbuf import OutBuf
 
-# -j: forked workers for symbol lookups and block writing (minild.workers). On the
-# large benchmark -j2 links in 1.41 s against 1.66 s for -j1 (medians of 7
-# alternating runs, docs/performance.md), so the default is parallel; -jN is
-# byte-identical to -j1.
+# -j: forked workers for block writing (minild.workers); -jN is byte-identical
+# to -j1, and faster on the large benchmark (docs/performance.md), so the
+# default is parallel.
 DEFAULT_JOBS = min(os.cpu_count() or 1, 4)
 
 
@@ -99,7 +98,12 @@ class Link:
         s = int(self.relocs.sym[k])
         if self.sym_type[s] == SECTION_TYPE:
             return f"section '{self.sec_name[self.sym_sec[s]]}'"
-        return self.sym_name[s]
+        return self.names[s]
+
+    def global_sym(self, name: str) -> int | None:
+        """global_sym returns the entry that defines global name, or None."""
+        i = self.linker_defined.get(name)
+        return i if i is not None else self.globals.get(name)
 
     def defined_in(self, k: int) -> list[str]:
         d = int(self.sym_res[self.relocs.sym[k]])
@@ -285,8 +289,7 @@ def loadlib(ctx: Link) -> None:
     ctx.sec_data = [x for o in objs for x in o.sec_data]
 
     ctx.sym_obj = np.repeat(np.arange(len(objs), dtype=np.int32), nsym)
-    ctx.sym_name = [n for o in objs for n in o.sym_name]
-    ctx.sym_name_arr = np.array(ctx.sym_name, dtype=object)  # for C-speed gathers by index
+    ctx.names = Names.concat([o.sym_name for o in objs])
     ssec = cat("sym_sec").astype(np.int64)
     ctx.sym_sec = np.where(ssec >= 0, ssec + np.repeat(secbase, nsym), ssec)
     ctx.sym_value, ctx.sym_size = cat("sym_value"), cat("sym_size")
@@ -307,42 +310,30 @@ def resolve(ctx: Link) -> None:
     """resolve binds every non-local symbol entry to its definition.
 
     A strong definition wins over weak ones, the first weak one wins among
-    weaks, two strong ones are an error. Lookups happen per symbol entry, never
-    per relocation: relocations reach definitions through sym_res by indexing.
+    weaks, two strong ones are an error. Names are matched as columns (minild.names:
+    hashes, a hash table, then byte-for-byte checks), never one Python lookup per
+    reference; relocations reach definitions through sym_res by indexing.
     """
     d = Diagnostics()
-    names, bind, sec = ctx.sym_name, ctx.sym_bind, ctx.sym_sec
+    names, bind, sec = ctx.names, ctx.sym_bind, ctx.sym_sec
     n = len(names)
     res = np.arange(n, dtype=np.int64)
     defined = sec != UNDEF
-    strong_idx = np.flatnonzero((bind == GLOBAL) & defined).tolist()
-    table = dict(zip(ctx.sym_name_arr[strong_idx].tolist(), strong_idx))
-    dups_found = len(table) != len(strong_idx)
-    if dups_found:
-        first: dict[str, int] = {}
-        dups: dict[str, list[int]] = {}
-        for i in strong_idx:
-            j = first.setdefault(names[i], i)
-            if j != i:
-                dups.setdefault(names[i], [j]).append(i)
-        for name, ids in dups.items():
-            d.error(f"duplicate symbol: {name}",
-                    *[f"defined at {ctx.section_site(int(sec[i]), int(ctx.sym_value[i]))}"
-                      if sec[i] >= 0 else f"defined at {ctx.objects[ctx.sym_obj[i]].path}"
-                      for i in ids])
-        table.update(first)
-    for i in np.flatnonzero((bind == WEAK) & defined).tolist():
-        table.setdefault(names[i], i)
-
+    strong = np.flatnonzero((bind == GLOBAL) & defined)
+    weak = np.flatnonzero((bind == WEAK) & defined)
     # Entries that may not be their own definition: undefined ones and weak ones.
-    # The lookups run in C (map over an object array), one per symbol entry.
-    arr = ctx.sym_name_arr
     look = np.flatnonzero((bind != LOCAL) & ((sec == UNDEF) | (bind == WEAK)))
-    res[look] = lookup(table, arr[look].tolist(), ctx.opts.jobs)
-    if dups_found:
-        # A strong duplicate resolves to the first definition.
-        dupl = np.flatnonzero((bind == GLOBAL) & (sec != UNDEF))
-        res[dupl] = np.fromiter(map(table.__getitem__, arr[dupl].tolist()), np.int64, len(dupl))
+    hashes = np.zeros(n, np.uint64)
+    nonlocal_ = np.flatnonzero(bind != LOCAL)
+    hashes[nonlocal_] = names.hash(nonlocal_)
+    table, dups = definitions(names, hashes, strong, weak)
+    for ids in dups:
+        d.error(f"duplicate symbol: {names[ids[0]]}",
+                *[f"defined at {ctx.section_site(int(sec[i]), int(ctx.sym_value[i]))}"
+                  if sec[i] >= 0 else f"defined at {ctx.objects[ctx.sym_obj[i]].path}"
+                  for i in ids])
+        res[ids[1:]] = ids[0]  # a strong duplicate resolves to the first definition
+    res[look] = table.lookup(look)
 
     # Linker-defined symbols, for names referred to and defined by no object.
     # (Not when another linker finishes the link: it defines them itself.)
@@ -352,17 +343,14 @@ def resolve(ctx: Link) -> None:
     if arch_syms is not None and not external:
         ctx.linker_symbols.update(arch_syms())
     unresolved = look[res[look] < 0]
-    extra = sorted({names[i] for i in unresolved.tolist() if names[i] in ctx.linker_symbols})
-    ctx.linker_defined = {}
+    unresolved_names = names.tolist(unresolved)
+    extra = sorted({x for x in unresolved_names if x in ctx.linker_symbols})
+    ctx.linker_defined = {name: n + j for j, name in enumerate(extra)}
     if extra:
         ctx.objects.append(Object.empty("<internal>", ctx.arch.name))
         k = len(ctx.objects) - 1
         m = len(extra)
-        for j, name in enumerate(extra):
-            table[name] = n + j
-            ctx.linker_defined[name] = n + j
-        names.extend(extra)
-        ctx.sym_name_arr = np.concatenate((arr, np.array(extra, object)))
+        ctx.names = names = names.extend(extra)
         ctx.sym_obj = np.concatenate((ctx.sym_obj, np.full(m, k, np.int32)))
         ctx.sym_sec = np.concatenate((ctx.sym_sec, np.full(m, ABS)))
         ctx.sym_value = np.concatenate((ctx.sym_value, np.zeros(m, np.int64)))
@@ -371,7 +359,7 @@ def resolve(ctx: Link) -> None:
         ctx.sym_type = np.concatenate((ctx.sym_type, np.zeros(m, np.uint8)))
         res = np.concatenate((res, np.arange(n, n + m)))
         bind, sec = ctx.sym_bind, ctx.sym_sec
-        res[unresolved] = [table.get(names[i], -1) for i in unresolved.tolist()]
+        res[unresolved] = [ctx.linker_defined.get(x, -1) for x in unresolved_names]
     ctx.sym_res = res
     ctx.globals = table
 
@@ -390,7 +378,7 @@ def resolve(ctx: Link) -> None:
             if len(ks) > len(shown):
                 notes.append(f"referenced {len(ks) - len(shown)} more times")
             d.error(f"undefined symbol: {name}", *notes)
-    e = table.get(ctx.opts.entry)
+    e = ctx.global_sym(ctx.opts.entry)
     if e is None and not external:
         d.error(f"undefined entry symbol: {ctx.opts.entry} (no object defines it; "
                 "choose another with -e/--entry)")
@@ -400,36 +388,78 @@ def resolve(ctx: Link) -> None:
 
 UNDEF_REFS = 50  # references listed per undefined symbol before "referenced N more times"
 
-# Below this many names a forked helper costs more than it saves (the medium
-# benchmark, 0.28M lookups, was 3% slower forked; the large, 1.1M, 15% faster).
-FORK_LOOKUPS = 400_000
+
+class Definitions:
+    """Definitions finds, for names of a link's symbol entries, the entry that
+    defines them (-1 for none): a hash table over the winning definitions."""
+
+    def __init__(self, names: Names, ids: np.ndarray, hashes: np.ndarray):
+        self.names = names
+        self.hashes = hashes   # of every non-local entry (0 for locals)
+        self.table = SymbolTable(names, ids, hashes[ids])
+
+    def lookup(self, idx: np.ndarray) -> np.ndarray:
+        return self.table.lookup(self.names, idx, self.hashes[idx])
+
+    def get(self, name: str) -> int | None:
+        return self.table.get(name)
 
 
-def lookup(table: dict, names: list, jobs: int) -> np.ndarray:
-    """lookup returns table.get(name, -1) for every name, as int64.
+class DictDefinitions:
+    """DictDefinitions is Definitions by a dict of Python strings: for the (never
+    yet seen) link where two different defined names share a 64-bit hash."""
 
-    This is the one step of a link done once per symbol entry in Python (in C,
-    through map, but ~0.4 us a name: hashing a fresh string and comparing it
-    with the key). With -jN, forked children (minild.workers) look up shares of
-    the names, inheriting the dict and the names, and write the ids into shared
-    memory: nothing is copied or pickled.
-    """
-    n = len(names)
-    forked = jobs > 1 and n >= FORK_LOOKUPS
-    shared = mmap.mmap(-1, max(8 * n, 1)) if forked else None
-    out = np.frombuffer(shared, np.int64, n) if forked else np.empty(n, np.int64)
+    def __init__(self, names: Names, table: dict[str, int]):
+        self.names, self.table = names, table
 
-    def run(lo: int, hi: int) -> bool:
-        out[lo:hi] = np.fromiter(map(table.get, names[lo:hi], itertools.repeat(-1)),
-                                 np.int64, hi - lo)
-        return True
+    def lookup(self, idx: np.ndarray) -> np.ndarray:
+        return np.fromiter(map(self.table.get, self.names.tolist(idx), itertools.repeat(-1)),
+                           np.int64, len(idx))
 
-    if not forked:
-        run(0, n)
-        return out
-    for lo, hi in workers.fork_map(n, jobs, run):
-        run(lo, hi)
-    return out.copy()  # the shared mapping goes with the last reference to it
+    def get(self, name: str) -> int | None:
+        return self.table.get(name)
+
+
+def definitions(names: Names, hashes: np.ndarray, strong: np.ndarray, weak: np.ndarray
+                ) -> tuple[Definitions | DictDefinitions, list[np.ndarray]]:
+    """definitions picks the defining entry of every defined name: the strong
+    one, else the first weak one. hashes holds every non-local entry's name
+    hash. It returns the lookup structure and the duplicate strong definitions,
+    one array of entries per name (first one first), in the order of their
+    second definitions."""
+    cand = np.concatenate((strong, weak))
+    hc = hashes[cand]
+    # Sort by hash, stably: within one name, strong entries (first in cand)
+    # come before weak ones, each in entry order; the head of a run wins.
+    order = np.argsort(hc, kind="stable")
+    hs = hc[order]
+    head = np.ones(len(order), bool)
+    head[1:] = hs[1:] != hs[:-1]
+    heads = np.flatnonzero(head)
+    member = np.flatnonzero(~head)
+    lead = order[heads[np.cumsum(head)[member] - 1]]   # the head of each member's run
+    if not names.equal(cand[order[member]], cand[lead]).all():
+        # Two different names with one hash: resolve by dict, exactly as ld would.
+        return _dict_definitions(names, strong, weak)
+    dup = order[member] < len(strong)                  # a strong entry not at its run's head
+    groups: dict[int, list[int]] = {}
+    for lead_k, k in zip(lead[dup].tolist(), order[member][dup].tolist()):
+        groups.setdefault(lead_k, [lead_k]).append(k)
+    dups = sorted((cand[np.array(g)] for g in groups.values()), key=lambda ids: int(ids[1]))
+    return Definitions(names, cand[order[heads]], hashes), dups
+
+
+def _dict_definitions(names: Names, strong: np.ndarray, weak: np.ndarray):
+    first: dict[str, int] = {}
+    dups: dict[str, list[int]] = {}
+    for name, i in zip(names.tolist(strong), strong.tolist()):
+        j = first.setdefault(name, i)
+        if j != i:
+            dups.setdefault(name, [j]).append(i)
+    for name, i in zip(names.tolist(weak), weak.tolist()):
+        first.setdefault(name, i)
+    groups = sorted((np.array(ids) for ids in dups.values()), key=lambda ids: int(ids[1]))
+    return DictDefinitions(names, first), groups
 
 
 def symaddrs(ctx: Link) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 
 from . import arch as archreg
 from .errors import Diagnostics, fail
+from .names import Names
 
 FORMAT_VERSION = 1
 
@@ -83,7 +84,9 @@ class CSection(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
 
 class CSymbols(msgspec.Struct, forbid_unknown_fields=True):
     count: int
-    name: list[str]
+    # A JSON array of strings, kept as its text: minild.names reads the names
+    # from it without a str object per name (or decodes it when it must).
+    name: msgspec.Raw
     # Columns: base64 in JSON, decoded by msgspec during the parse (2-3x faster
     # than a str field and binascii afterwards).
     section: bytes  # int32 LE: section index, -1 undefined, -2 absolute
@@ -134,7 +137,7 @@ class Object:
     sec_align: np.ndarray     # int64
     sec_size: np.ndarray      # int64
     sec_data: list[bytes | None]
-    sym_name: list[str]
+    sym_name: Names
     sym_sec: np.ndarray       # int32: index into this object's sections, UNDEF, ABS
     sym_value: np.ndarray     # int64
     sym_size: np.ndarray      # int64
@@ -152,13 +155,14 @@ class Object:
         z = np.zeros(0, np.int64)
         self.sym_sec = self.sym_value = self.sym_size = self.sym_bind = self.sym_type = z
         self.rel_sec = self.rel_off = self.rel_type = self.rel_sym = self.rel_add = z
-        self.sym_name = []
+        self.sym_name = Names.from_list([])
 
     @classmethod
     def empty(cls, path: str, arch: str) -> "Object":
         """empty returns an object with nothing in it (the linker's own, "<internal>")."""
         z = lambda dt: np.zeros(0, dt)  # noqa: E731
-        return cls(path, arch, [], z(np.uint8), z(np.int64), z(np.int64), [], [], z(np.int32),
+        return cls(path, arch, [], z(np.uint8), z(np.int64), z(np.int64), [], Names.from_list([]),
+                   z(np.int32),
                    z(np.int64), z(np.int64), z(np.uint8), z(np.uint8), z(np.int32), z(np.int64),
                    z(np.int16), z(np.int32), z(np.int64))
 
@@ -178,6 +182,10 @@ def read_object(path: str) -> Object:
             raise fail(f"cannot read {path}: {e}")
         try:
             doc = _decoder.decode(buf)
+            if isinstance(doc, Compact):
+                # A Raw holds on to the buffer it came from: copy it out before
+                # the mapping closes.
+                doc.symbols.name = bytes(doc.symbols.name)
         except msgspec.ValidationError as e:
             m = _msgspec_message(e)
             if "Missing required field `encoding`" in m or "Invalid value" in m and "encoding" in m:
@@ -353,7 +361,7 @@ def _from_readable(path: str, doc: Readable, a: archreg.Arch, d: Diagnostics) ->
         sec_kind=np.array([KIND_ID[s.kind] for s in doc.sections], np.uint8),
         sec_align=aligns,
         sec_size=np.array(sizes, np.int64), sec_data=datas,
-        sym_name=names, sym_sec=np.array(ssec, np.int32),
+        sym_name=Names.from_list(names), sym_sec=np.array(ssec, np.int32),
         sym_value=np.array(sval, np.uint64).astype(np.int64) if sval else np.zeros(0, np.int64),
         sym_size=np.array(ssize, np.int64),
         sym_bind=np.array(sbind, np.uint8), sym_type=np.array(stype, np.uint8),
@@ -376,6 +384,25 @@ def _first(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
+def _names(path: str, raw: bytes, d: Diagnostics) -> Names | None:
+    """_names reads $.symbols.name: from its text when it is plain, else by
+    decoding it (which also finds what is wrong with it)."""
+    names = Names.from_json_array(raw)
+    if names is not None:
+        return names
+    try:
+        lst = msgspec.json.decode(raw, type=list[str])
+    except msgspec.ValidationError as e:
+        m = _msgspec_message(e)
+        d.error(f"{path}: $.symbols.name{m[1:] if m.startswith('$') else ': ' + m}")
+        return None
+    for i, n in enumerate(lst):
+        if "\0" in n:
+            d.error(f"{path}: $.symbols.name[{i}]: a symbol name may not contain NUL")
+            break
+    return Names.from_list(lst)
+
+
 def _from_compact(path: str, doc: Compact, a: archreg.Arch, d: Diagnostics) -> Object:
     sizes, datas, aligns = _check_sections(path, doc.sections, d, lambda raw, where, d: raw)
     nsec = len(doc.sections)
@@ -384,11 +411,9 @@ def _from_compact(path: str, doc: Compact, a: archreg.Arch, d: Diagnostics) -> O
 
     sy = doc.symbols
     ns = sy.count
-    if len(sy.name) != ns:
-        d.error(f"{path}: $.symbols.name: expected {ns} names, got {len(sy.name)}")
-    if "\0" in "".join(sy.name):
-        i = next(k for k, n in enumerate(sy.name) if "\0" in n)
-        d.error(f"{path}: $.symbols.name[{i}]: a symbol name may not contain NUL")
+    names = _names(path, sy.name, d)
+    if names is not None and len(names) != ns:
+        d.error(f"{path}: $.symbols.name: expected {ns} names, got {len(names)}")
     col = lambda n: _column(path, "symbols", n, getattr(sy, n), ns, d)  # noqa: E731
     ssec, sval, ssize = col("section"), col("value"), col("size")
     sbind, stype = col("binding"), col("type")
@@ -397,14 +422,14 @@ def _from_compact(path: str, doc: Compact, a: archreg.Arch, d: Diagnostics) -> O
     bad = (ssec < ABS) | (ssec >= nsec)
     if bad.any():
         i = _first(bad)
-        d.error(f"{path}: $.symbols.section[{i}]: symbol {sy.name[i]!r}: section index "
+        d.error(f"{path}: $.symbols.section[{i}]: symbol {names[i]!r}: section index "
                 f"{ssec[i]} is not in [-2, {nsec - 1}]")
     else:
         defined = ssec >= 0
         out = defined & (sval > sec_size[np.where(defined, ssec, 0)].astype(np.uint64))
         if out.any():
             i = _first(out)
-            d.error(f"{path}: $.symbols.value[{i}]: symbol {sy.name[i]!r} at {int(sval[i]):#x} "
+            d.error(f"{path}: $.symbols.value[{i}]: symbol {names[i]!r} at {int(sval[i]):#x} "
                     f"is outside section {doc.sections[ssec[i]].name} "
                     f"(size {sizes[ssec[i]]:#x})")
     if (sbind > WEAK).any():
@@ -417,7 +442,7 @@ def _from_compact(path: str, doc: Compact, a: archreg.Arch, d: Diagnostics) -> O
     lu = (sbind == LOCAL) & (ssec == UNDEF)
     if lu.any():
         i = _first(lu)
-        d.error(f"{path}: $.symbols.section[{i}]: local symbol {sy.name[i]!r} must be "
+        d.error(f"{path}: $.symbols.section[{i}]: local symbol {names[i]!r} must be "
                 "defined in a section")
 
     rl = doc.relocs
@@ -463,7 +488,7 @@ def _from_compact(path: str, doc: Compact, a: archreg.Arch, d: Diagnostics) -> O
         path=path, arch=a.name, sec_name=[s.name for s in doc.sections],
         sec_kind=kinds, sec_align=aligns,
         sec_size=sec_size, sec_data=datas,
-        sym_name=sy.name, sym_sec=ssec.astype(np.int32), sym_value=sval.view(np.int64),
+        sym_name=names, sym_sec=ssec.astype(np.int32), sym_value=sval.view(np.int64),
         sym_size=ssize.astype(np.int64), sym_bind=sbind, sym_type=stype,
         rel_sec=rsec32, rel_off=roff.astype(np.int64), rel_type=gtype,
         rel_sym=rsym.astype(np.int32), rel_add=radd)
@@ -485,7 +510,8 @@ def encode_compact(obj: Object, a: archreg.Arch) -> bytes:
                            size=int(sz) if data is None else None)
                   for n, k, al, sz, data in zip(obj.sec_name, obj.sec_kind, obj.sec_align,
                                                 obj.sec_size, obj.sec_data)],
-        symbols=CSymbols(count=len(obj.sym_name), name=list(obj.sym_name),
+        symbols=CSymbols(count=len(obj.sym_name),
+                         name=msgspec.Raw(msgspec.json.encode(obj.sym_name.tolist())),
                          section=b64(obj.sym_sec, "<i4"), value=b64(obj.sym_value, "<i8"),
                          size=b64(obj.sym_size, "<u8"), binding=b64(obj.sym_bind, "u1"),
                          type=b64(obj.sym_type, "u1")),
@@ -501,6 +527,7 @@ def encode_readable(obj: Object, a: archreg.Arch) -> bytes:
     field, relocation or symbol per line, section bytes as spaced hex."""
     enc = lambda v: msgspec.json.encode(v).decode()  # noqa: E731
     secs = []
+    names = obj.sym_name.tolist()
     for i, (n, k, al, sz, data) in enumerate(zip(obj.sec_name, obj.sec_kind, obj.sec_align,
                                                   obj.sec_size, obj.sec_data)):
         head = [f'"name": {enc(n)}', f'"kind": "{KINDS[k]}"']
@@ -514,12 +541,12 @@ def encode_readable(obj: Object, a: archreg.Arch) -> bytes:
         sel = np.flatnonzero(obj.rel_sec == i)
         if len(sel):
             recs = [enc(Reloc(offset=int(obj.rel_off[j]), type=a.howtos[obj.rel_type[j]].name,
-                              symbol=obj.sym_name[obj.rel_sym[j]], addend=int(obj.rel_add[j])))
+                              symbol=names[obj.rel_sym[j]], addend=int(obj.rel_add[j])))
                     for j in sel]
             lines.append('   "relocs": [\n    ' + ",\n    ".join(recs) + "\n   ]")
         secs.append("  {\n" + ",\n".join(lines) + "\n  }")
     syms = []
-    for i, name in enumerate(obj.sym_name):
+    for i, name in enumerate(names):
         si = int(obj.sym_sec[i])
         syms.append(enc(Symbol(
             name=name, section=None if si == UNDEF else "*ABS*" if si == ABS else obj.sec_name[si],

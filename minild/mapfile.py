@@ -20,7 +20,7 @@ def build(ctx) -> list[dict]:
     bind, sec = ctx.sym_bind, ctx.sym_sec
     loc, glob = listed_symbols(ctx)
     own = np.sort(np.concatenate((loc, glob)))
-    named = np.fromiter(map(len, ctx.sym_name_arr[own].tolist()), np.int64, len(own)) > 0
+    named = ctx.names.length[own] > 0
     own = own[(sec[own] >= 0) & named]
     by_sec: dict[int, list[int]] = {}
     for i in own.tolist():
@@ -34,7 +34,7 @@ def build(ctx) -> list[dict]:
                 "object": ctx.objects[ctx.sec_obj[s]].path, "section": ctx.sec_name[s],
                 "address": int(ctx.sec_addr[s]), "size": int(ctx.sec_size[s]),
                 "align": int(ctx.sec_align[s]),
-                "symbols": [{"name": ctx.sym_name[i], "address": int(ctx.sym_addr[i]),
+                "symbols": [{"name": ctx.names[i], "address": int(ctx.sym_addr[i]),
                              "size": int(ctx.sym_size[i]),
                              "binding": ("local", "global", "weak")[bind[i]]} for i in syms]})
         result.append({"name": o.name, "address": o.addr, "size": o.size, "align": o.align,

@@ -558,7 +558,7 @@ def test_more_than_65280_sections(tmp_path):
     obj = build("amd64", tmp_path / "many.s", "\n".join(lines) + "\n")
     assert int(readelf_symbols(obj)[f"f{n - 1}"]["ndx"]) > 0xff00   # so SHN_XINDEX
     o = import_elf(str(obj))
-    k = o.sym_name.index(f"f{n - 1}")
+    k = o.sym_name.tolist().index(f"f{n - 1}")
     assert o.sec_name[o.sym_sec[k]] == f".text.f{n - 1}"
     out = tmp_path / "many.obj"
     minild("import", obj, "-o", out, "--compact")

@@ -12,6 +12,7 @@ import pytest
 from conftest import EXAMPLES, golden, minild, readelf, run_output
 from minild import arch
 from minild.loader import GLOBAL, KIND_ID, Object, encode_compact, read_object
+from minild.names import Names
 
 MULTI = [EXAMPLES / "multi" / f"{n}.obj" for n in ("main", "greet", "ops")]
 
@@ -127,7 +128,7 @@ def big_program(tmp_path, nfuncs=40000, nobj=4):
                    sec_kind=np.array([KIND_ID["text"], KIND_ID["data"], KIND_ID["bss"]], np.uint8),
                    sec_align=np.array([32, 8, 64], np.int64),
                    sec_size=np.array([len(text), per * 8, 4096], np.int64),
-                   sec_data=[text, bytes(per * 8), None], sym_name=names, sym_sec=sec,
+                   sec_data=[text, bytes(per * 8), None], sym_name=Names.from_list(names), sym_sec=sec,
                    sym_value=val, sym_size=np.zeros(nsym, np.int64), sym_bind=bind,
                    sym_type=np.zeros(nsym, np.uint8), rel_sec=rsec, rel_off=roff,
                    rel_type=rtype, rel_sym=rsym, rel_add=radd)
@@ -152,12 +153,10 @@ def test_deterministic_across_jobs_and_mmap(tmp_path):
 
 
 def test_deterministic_with_small_blocks_through_the_api(tmp_path, monkeypatch):
-    """Cut MULTI into as many blocks as possible, and look symbols up in forked
-    helpers even for a small link: same bytes as one block and -j1."""
+    """Cut MULTI into as many blocks as possible, written by forked helpers
+    even for a small link: same bytes as one block and -j1."""
     from minild import asmb
-    from minild import link as linkmod
     from minild.link import Options, link
-    monkeypatch.setattr(linkmod, "FORK_LOOKUPS", 0)
     monkeypatch.setattr(asmb, "FORK_BLOCKS", 2)
     outs = []
     for jobs, block, use_mmap in ((1, 1 << 20, True), (4, 1, True), (3, 1, False)):

@@ -172,7 +172,7 @@ def adjust_relocs(ctx, r) -> None:
     _refuse_elfv1(ctx)
     base = toc_base(ctx)
     r.P[np.isin(r.type, _TOC_RELATIVE)] = base
-    t = ctx.globals.get(".TOC.")
+    t = ctx.global_sym(".TOC.")
     if t is None:
         return
     to_toc = ctx.sym_res[r.sym] == t

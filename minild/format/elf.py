@@ -96,6 +96,14 @@ class StrTab:
         self.size += len(blob)
         return offs
 
+    def add_names(self, names, idx: np.ndarray) -> np.ndarray:
+        """add_names adds names[idx] (a minild.names table) and returns their offsets."""
+        blob, offs = names.strtab(idx)
+        offs = offs + self.size
+        self.parts.append(blob)
+        self.size += len(blob)
+        return offs
+
     def bytes(self) -> bytes:
         return b"".join(self.parts)
 
@@ -111,14 +119,14 @@ def symbols(ctx, lay: Layout, strtab: StrTab, head: np.ndarray | None = None,
     bind, typ, sec = ctx.sym_bind, ctx.sym_type, ctx.sym_sec
     sec_shndx = np.array([o.shndx for o in ctx.outsections] + [0], np.int64)[ctx.sec_out]
     shndx = np.where(sec >= 0, sec_shndx[np.maximum(sec, 0)], np.where(sec == ABS, SHN_ABS, 0))
-    arr = ctx.sym_name_arr
+    names = ctx.names
     loc, glob = listed_symbols(ctx)
     # Undefined weak symbols stay in the table, once per name, as GNU ld keeps them.
     unres = np.flatnonzero((bind != LOCAL) & (ctx.sym_res < 0)
                            & ((bind == WEAK) | undefined))
     first: dict[str, int] = {}
-    for i in unres.tolist():
-        first.setdefault(ctx.sym_name[i], i)
+    for name, i in zip(names.tolist(unres), unres.tolist()):
+        first.setdefault(name, i)
     if first:
         glob = np.concatenate((glob, np.array(sorted(first.values()), np.int64)))
 
@@ -134,7 +142,7 @@ def symbols(ctx, lay: Layout, strtab: StrTab, head: np.ndarray | None = None,
     lr["shndx"][fpos] = SHN_ABS
     gr = np.zeros(len(glob), lay.sym)
     for rows, pos, idx in ((lr, spos, loc), (gr, np.arange(len(glob)), glob)):
-        rows["name"][pos] = strtab.add_many(arr[idx].tolist())
+        rows["name"][pos] = strtab.add_names(names, idx)
         rows["info"][pos] = (bind[idx].astype(np.uint8) << 4) | typ[idx]
         rows["shndx"][pos] = shndx[idx]
         rows["value"][pos] = np.where(sec[idx] == UNDEF, 0, ctx.sym_addr[idx]).astype(np.uint64)
@@ -148,8 +156,8 @@ def symbols(ctx, lay: Layout, strtab: StrTab, head: np.ndarray | None = None,
     symidx = np.full(len(bind), -1, np.int64)
     symidx[glob] = nlocal + np.arange(len(glob))
     symidx[loc] = 1 + len(head) + spos
-    for i in unres.tolist():
-        symidx[i] = symidx[first[ctx.sym_name[i]]]
+    for name, i in zip(names.tolist(unres), unres.tolist()):
+        symidx[i] = symidx[first[name]]
     return rows, nlocal, symidx
 
 

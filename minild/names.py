@@ -1,0 +1,244 @@
+"""names: symbol names as one byte blob, and the hash table loadlib resolves with.
+
+loadlib sees a name per symbol entry: 1.3M entries on the large benchmark, 1.1M
+of them references to the 0.2M names some object defines. As Python strings
+that costs twice: msgspec creating a str per name, then one dict lookup per
+reference, each a cache miss (~0.4 us: 0.5 s together, perf-anchors.md section 4).
+Here names stay bytes: a Names table is a blob of UTF-8 text with a start and a
+length per name, and resolution is numpy work over whole columns:
+
+* hash: a 64-bit hash per name from 8-byte words read at the name's offset
+  (one gather per 8 bytes of the longest name, not a loop per name);
+* SymbolTable: open addressing over the definitions' hashes, probed for all
+  references at once;
+* equal: every match is checked byte for byte, so a hash only ever narrows
+  the search. A reference whose hash meets a definition with another name is
+  not defined (definitions' hashes are distinct, or SymbolTable refuses them
+  and the caller resolves by dict instead).
+
+Strings are made only for the few names a message or a map shows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+PAD = b"\0" * 8  # every blob ends with 8 spare bytes: a word read at any name's start is in bounds
+
+# 0..8 low bytes of a little-endian word
+_MASK = np.array([(1 << (8 * i)) - 1 for i in range(8)] + [(1 << 64) - 1], np.uint64)
+_C1, _C2 = np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53)
+_S33 = np.uint64(33)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _fmix(x: np.ndarray) -> np.ndarray:
+    """_fmix is MurmurHash3's 64-bit finalizer (a bijection), in place."""
+    x ^= x >> _S33
+    x *= _C1
+    x ^= x >> _S33
+    x *= _C2
+    x ^= x >> _S33
+    return x
+
+
+class Names:
+    """Names is a table of names: blob[start[i] : start[i] + length[i]] is name i,
+    UTF-8 without NUL (the loader checks), and the blob ends in PAD."""
+
+    __slots__ = ("blob", "start", "length", "_words")
+
+    def __init__(self, blob: bytes, start: np.ndarray, length: np.ndarray):
+        if not blob.endswith(PAD):
+            blob += PAD
+        self.blob = blob
+        self.start = start.astype(np.int64, copy=False)
+        self.length = length.astype(np.int64, copy=False)
+        self._words = None
+
+    # --- building ------------------------------------------------------------
+
+    @classmethod
+    def from_list(cls, names: list[str]) -> "Names":
+        text = "\0".join(names)
+        if text.isascii():  # one character per byte: lengths without encoding each name
+            length = np.fromiter(map(len, names), np.int64, len(names))
+        else:
+            length = np.fromiter((len(n.encode()) for n in names), np.int64, len(names))
+        start = np.cumsum(length + 1) - (length + 1)
+        return cls(text.encode() + PAD, start, length)
+
+    @classmethod
+    def from_json_array(cls, raw: bytes) -> "Names | None":
+        """from_json_array reads a JSON array of strings straight from its text
+        when every name is printable ASCII with no escapes (what minild and most
+        generators write): the quotes delimit the names. Anything else, or any
+        doubt, returns None and the caller decodes the array as JSON."""
+        u = np.frombuffer(raw, np.uint8)
+        if len(u) < 2 or u[0] != 0x5B or u[-1] != 0x5D:  # [ ... ]
+            return None
+        body = u[1:-1]
+        if len(body) == 0:
+            return cls(PAD, np.zeros(0, np.int64), np.zeros(0, np.int64))
+        if body.min() < 0x20 or body.max() > 0x7E or (body == 0x5C).any():  # \ escapes
+            return None
+        q = np.flatnonzero(body == 0x22) + 1
+        if len(q) % 2 or len(q) == 0:
+            return None
+        start, end = q[0::2] + 1, q[1::2]
+        # Exactly `["a","b",...]`: nothing but one comma between names (msgspec
+        # checked that the text is JSON; whitespace or other values fall back).
+        if q[0] != 1 or q[-1] != len(u) - 2 or not (start[1:] - end[:-1] == 3).all() \
+                or not (u[end[:-1] + 1] == 0x2C).all():
+            return None
+        return cls(raw + PAD, start, end - start)
+
+    @staticmethod
+    def concat(tables: list["Names"]) -> "Names":
+        base = np.cumsum([0] + [len(t.blob) for t in tables[:-1]])
+        start = np.concatenate([t.start + b for t, b in zip(tables, base)]) if tables \
+            else np.zeros(0, np.int64)
+        length = np.concatenate([t.length for t in tables]) if tables else np.zeros(0, np.int64)
+        return Names(b"".join(t.blob for t in tables), start, length)
+
+    def extend(self, names: list[str]) -> "Names":
+        more = Names.from_list(names)
+        return Names.concat([self, more])
+
+    # --- reading -------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+    def __getitem__(self, i) -> str:
+        s = int(self.start[i])
+        return self.blob[s:s + int(self.length[i])].decode()
+
+    def __iter__(self):
+        return iter(self.tolist())
+
+    def tolist(self, idx=None) -> list[str]:
+        b, st, ln = self.blob, self.start, self.length
+        if idx is not None:
+            st, ln = st[idx], ln[idx]
+        return [b[s:s + n].decode() for s, n in zip(st.tolist(), ln.tolist())]
+
+    def words(self) -> np.ndarray:
+        """words is a uint64 view of the blob at every byte offset (little-endian)."""
+        if self._words is None:
+            self._words = np.ndarray((len(self.blob) - 7,), "<u8", self.blob, 0, (1,))
+        return self._words
+
+    def hash(self, idx: np.ndarray) -> np.ndarray:
+        """hash returns a 64-bit hash of each name idx[k]. For names of up to 8
+        bytes it is a bijection of the name's bytes."""
+        W, st, ln = self.words(), self.start[idx], self.length[idx]
+        h = _fmix(W[st] & _MASK[np.minimum(ln, 8)])
+        longer = np.flatnonzero(ln > 8)
+        k = 8
+        while len(longer):
+            x = h[longer] * _GOLDEN
+            x ^= W[st[longer] + k] & _MASK[np.minimum(ln[longer] - k, 8)]
+            h[longer] = _fmix(x)
+            longer = longer[ln[longer] > k + 8]
+            k += 8
+        return h
+
+    def equal(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """equal says, for each k, whether name a[k] is name b[k], byte for byte."""
+        W, ln = self.words(), self.length
+        sa, sb, la = self.start[a], self.start[b], ln[a]
+        ok = la == ln[b]
+        todo = np.flatnonzero(ok)
+        k = 0
+        while len(todo):
+            rest = la[todo] - k
+            todo = todo[rest > 0]
+            if not len(todo):
+                break
+            diff = (W[sa[todo] + k] ^ W[sb[todo] + k]) & _MASK[np.minimum(rest[rest > 0], 8)]
+            ok[todo[diff != 0]] = False
+            todo = todo[diff == 0]
+            k += 8
+        return ok
+
+    def strtab(self, idx: np.ndarray) -> tuple[bytes, np.ndarray]:
+        """strtab returns names idx, each followed by a NUL, as one blob, and the
+        offset of each in it (an ELF string table's layout)."""
+        ln = self.length[idx]
+        size = ln + 1
+        offs = np.cumsum(size) - size
+        total = int(size.sum()) if len(idx) else 0
+        # Source byte of every output byte: the name's start plus the distance
+        # from the name's offset in the output.
+        src = np.arange(total, dtype=np.int64) + np.repeat(self.start[idx] - offs, size)
+        out = np.frombuffer(self.blob, np.uint8)[src]
+        out[offs + ln] = 0
+        return out.tobytes(), offs
+
+
+class SymbolTable:
+    """SymbolTable maps names to symbol entries: open addressing over the
+    64-bit hashes of the entries it holds, probed for many names at once."""
+
+    def __init__(self, names: Names, ids: np.ndarray, hashes: np.ndarray):
+        """ids are entries with pairwise distinct names and hashes (the caller
+        has checked both), hashes their hashes."""
+        self.names = names
+        self.ids = ids.astype(np.int64, copy=False)
+        self.hashes = hashes
+        bits = max(4, (2 * len(ids)).bit_length())  # load factor <= 1/2
+        self.mask = (1 << bits) - 1
+        self.shift = np.uint64(64 - bits)
+        self.slots = np.full(1 << bits, -1, np.int64)  # index into ids, or -1
+        slot = (hashes >> self.shift).astype(np.int64)
+        pending = np.arange(len(ids))
+        while len(pending):
+            s = slot[pending]
+            free = self.slots[s] < 0
+            cand, cs = pending[free], s[free]
+            self.slots[cs] = cand           # of several for one slot, one wins
+            won = self.slots[cs] == cand
+            pending = np.concatenate((pending[~free], cand[~won]))
+            slot[pending] = (slot[pending] + 1) & self.mask
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def lookup(self, names: Names, idx: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+        """lookup returns the entry defining each name names[idx[k]] (whose hash
+        is hashes[k]), or -1. names must be the table's own Names."""
+        assert names is self.names
+        out = np.full(len(idx), -1, np.int64)
+        if not len(self.ids):
+            return out
+        slot = (hashes >> self.shift).astype(np.int64)
+        pending = np.arange(len(idx))
+        while len(pending):
+            t = self.slots[slot[pending]]
+            used = t >= 0
+            hit = used & (self.hashes[np.maximum(t, 0)] == hashes[pending])
+            out[pending[hit]] = t[hit]
+            pending = pending[used & ~hit]
+            slot[pending] = (slot[pending] + 1) & self.mask
+        found = np.flatnonzero(out >= 0)
+        cand = self.ids[out[found]]
+        # Distinct hashes among the entries: a name whose hash matches one that
+        # is not its own is defined nowhere.
+        same = names.equal(idx[found], cand)
+        out[found] = np.where(same, cand, -1)
+        return out
+
+    def get(self, name: str) -> int | None:
+        """get returns the entry defining name, or None."""
+        h = Names.from_list([name]).hash(np.zeros(1, np.int64))  # a hash depends on the bytes alone
+        slot = int(h[0] >> self.shift)
+        while len(self.ids):
+            t = int(self.slots[slot])
+            if t < 0:
+                return None
+            if self.hashes[t] == h[0]:
+                i = int(self.ids[t])
+                return i if self.names[i] == name else None
+            slot = (slot + 1) & self.mask
+        return None
