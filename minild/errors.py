@@ -32,6 +32,10 @@ class LinkError(Exception):
         self.suppressed = suppressed
         super().__init__("\n".join(d.render() for d in diags))
 
+    def __reduce__(self):
+        # Forked readers pickle errors back to the parent (loader.read_objects).
+        return (LinkError, (self.diags, self.suppressed))
+
 
 class InternalError(Exception):
     """A bug or a broken invariant inside minild (never the user's input)."""

@@ -29,7 +29,7 @@ from .asmb import BLOCK_SIZE, asmb
 from .bench import Bench
 from .errors import Diagnostics, LinkError, fail
 from .layout import address, dodata, layout
-from .loader import ABS, GLOBAL, LOCAL, SECTION_TYPE, UNDEF, WEAK, Object, read_object
+from .loader import ABS, GLOBAL, LOCAL, SECTION_TYPE, UNDEF, WEAK, Object, read_objects
 from .names import Names, SymbolTable
 from .outbuf import OutBuf
 
@@ -259,13 +259,13 @@ def loadlib(ctx: Link) -> None:
     the id of the entry that defines it (sym_res), relocations get global ids."""
     d = Diagnostics()
     objs = []
-    for p in ctx.opts.objects:
-        try:
-            objs.append(read_object(p))
-        except LinkError as e:
-            for x in e.diags:
+    for o in read_objects(ctx.opts.objects, ctx.opts.jobs):
+        if isinstance(o, LinkError):
+            for x in o.diags:
                 d.error(x.message, *x.notes)
-            d.suppressed += e.suppressed
+            d.suppressed += o.suppressed
+        else:
+            objs.append(o)
     d.check()
     if not objs:
         raise fail("no input files")

@@ -144,21 +144,26 @@ class Names:
             k += 8
         return h
 
-    def equal(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """equal says, for each k, whether name a[k] is name b[k], byte for byte."""
+    def equal(self, a: np.ndarray, b: np.ndarray, same_hash: bool = False) -> np.ndarray:
+        """equal says, for each k, whether name a[k] is name b[k], byte for byte.
+        With same_hash (their hashes are known to be equal), names of up to 8
+        bytes need only equal lengths: their hash is a bijection of their bytes."""
         W, ln = self.words(), self.length
-        sa, sb, la = self.start[a], self.start[b], ln[a]
+        la = ln[a]
         ok = la == ln[b]
-        todo = np.flatnonzero(ok)
+        todo = np.flatnonzero(ok & (la > 8)) if same_hash else np.flatnonzero(ok)
+        sa, sb = self.start[a[todo]], self.start[b[todo]]
+        la = la[todo]
+        pos = np.arange(len(todo))
         k = 0
-        while len(todo):
-            rest = la[todo] - k
-            todo = todo[rest > 0]
-            if not len(todo):
+        while len(pos):   # pos: into todo, the pairs equal so far
+            rest = la[pos] - k
+            pos = pos[rest > 0]
+            if not len(pos):
                 break
-            diff = (W[sa[todo] + k] ^ W[sb[todo] + k]) & _MASK[np.minimum(rest[rest > 0], 8)]
-            ok[todo[diff != 0]] = False
-            todo = todo[diff == 0]
+            diff = (W[sa[pos] + k] ^ W[sb[pos] + k]) & _MASK[np.minimum(rest[rest > 0], 8)]
+            ok[todo[pos[diff != 0]]] = False
+            pos = pos[diff == 0]
             k += 8
         return ok
 
@@ -186,21 +191,25 @@ class SymbolTable:
         has checked both), hashes their hashes."""
         self.names = names
         self.ids = ids.astype(np.int64, copy=False)
-        self.hashes = hashes
-        bits = max(4, (2 * len(ids)).bit_length())  # load factor <= 1/2
+        # Load factor <= 1/4: most probes end at their first slot. A slot holds
+        # the hash itself, so a probe reads one array, and an index into ids.
+        bits = max(4, (4 * len(ids)).bit_length())
         self.mask = (1 << bits) - 1
         self.shift = np.uint64(64 - bits)
-        self.slots = np.full(1 << bits, -1, np.int64)  # index into ids, or -1
+        self.slot_hash = np.zeros(1 << bits, np.uint64)
+        self.slot_id = np.full(1 << bits, -1, np.int32 if len(ids) < 1 << 31 else np.int64)
         slot = (hashes >> self.shift).astype(np.int64)
         pending = np.arange(len(ids))
         while len(pending):
             s = slot[pending]
-            free = self.slots[s] < 0
+            free = self.slot_id[s] < 0
             cand, cs = pending[free], s[free]
-            self.slots[cs] = cand           # of several for one slot, one wins
-            won = self.slots[cs] == cand
+            self.slot_id[cs] = cand           # of several for one slot, one wins
+            won = self.slot_id[cs] == cand
             pending = np.concatenate((pending[~free], cand[~won]))
             slot[pending] = (slot[pending] + 1) & self.mask
+        used = self.slot_id >= 0
+        self.slot_hash[used] = hashes[self.slot_id[used]]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -215,17 +224,17 @@ class SymbolTable:
         slot = (hashes >> self.shift).astype(np.int64)
         pending = np.arange(len(idx))
         while len(pending):
-            t = self.slots[slot[pending]]
-            used = t >= 0
-            hit = used & (self.hashes[np.maximum(t, 0)] == hashes[pending])
+            s = slot[pending]
+            t = self.slot_id[s]
+            hit = (self.slot_hash[s] == hashes[pending]) & (t >= 0)
             out[pending[hit]] = t[hit]
-            pending = pending[used & ~hit]
+            pending = pending[~hit & (t >= 0)]   # an empty slot ends the search
             slot[pending] = (slot[pending] + 1) & self.mask
         found = np.flatnonzero(out >= 0)
         cand = self.ids[out[found]]
         # Distinct hashes among the entries: a name whose hash matches one that
         # is not its own is defined nowhere.
-        same = names.equal(idx[found], cand)
+        same = names.equal(idx[found], cand, same_hash=True)
         out[found] = np.where(same, cand, -1)
         return out
 
@@ -234,10 +243,10 @@ class SymbolTable:
         h = Names.from_list([name]).hash(np.zeros(1, np.int64))  # a hash depends on the bytes alone
         slot = int(h[0] >> self.shift)
         while len(self.ids):
-            t = int(self.slots[slot])
+            t = int(self.slot_id[slot])
             if t < 0:
                 return None
-            if self.hashes[t] == h[0]:
+            if self.slot_hash[slot] == h[0]:
                 i = int(self.ids[t])
                 return i if self.names[i] == name else None
             slot = (slot + 1) & self.mask

@@ -22,14 +22,32 @@ def shares(n: int, parts: int) -> list[tuple[int, int]]:
     return [(n * k // parts, n * (k + 1) // parts) for k in range(parts)]
 
 
-def fork_map(n: int, jobs: int, run: Callable[[int, int], bool]) -> list[tuple[int, int]]:
-    """fork_map runs run(lo, hi) over shares of range(n): the first share here,
-    the others in jobs-1 forked children. run returns True when its share is
-    done. fork_map returns the shares still to do (the caller redoes them):
-    a child's share whose run returned False or raised, or the parent's own
-    share if its run returned False."""
+def weighted_shares(weights: list[int], parts: int, first: float = 1.0) -> list[tuple[int, int]]:
+    """weighted_shares cuts range(len(weights)) into `parts` contiguous ranges
+    of about equal total weight, the first `first` times the others' (some
+    may be empty)."""
+    total = sum(weights) or 1
+    scale = first + parts - 1
+    cuts, acc, k = [0], 0, 1
+    for i, w in enumerate(weights):
+        acc += w
+        while k < parts and acc * scale >= total * (first + k - 1):
+            cuts.append(i + 1)
+            k += 1
+    cuts += [len(weights)] * (parts + 1 - len(cuts))
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+def fork_map(n: int, jobs: int, run: Callable[[int, int], bool],
+             weights: list[int] | None = None, first: float = 1.0) -> list[tuple[int, int]]:
+    """fork_map runs run(lo, hi) over shares of range(n) (with weights, of
+    about equal weight, the first `first` times the others'): the first share
+    here, the others in jobs-1 forked children. run returns True when its share is done. fork_map returns
+    the shares still to do (the caller redoes them): a child's share whose run
+    returned False or raised, or the parent's own share if its run returned
+    False."""
     parts = max(1, min(jobs, n)) if hasattr(os, "fork") else 1
-    cuts = shares(n, parts)
+    cuts = shares(n, parts) if weights is None else weighted_shares(weights, parts, first)
     children = []
     for lo, hi in cuts[1:]:
         pid = os.fork()

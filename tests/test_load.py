@@ -1,0 +1,104 @@
+"""Reading objects in forked children (loader.read_objects): the same objects,
+errors and output as reading them in the parent, whatever -j is and whatever
+becomes of a child."""
+
+import os
+
+import numpy as np
+import pytest
+
+from conftest import EXAMPLES, minild, run_output
+from minild import arch, loader, workers
+from minild.errors import LinkError
+
+MULTI = [EXAMPLES / "multi" / n for n in ("main.obj", "greet.obj", "ops.obj")]
+
+
+def compact_copies(tmp_path, k=4):
+    """MULTI, several times over, in both encodings: enough files for shares."""
+    paths = []
+    for i in range(k):
+        for p in MULTI:
+            if i % 2:
+                q = tmp_path / f"c{i}-{p.name}"
+                o = loader.read_object(str(p))
+                q.write_bytes(loader.encode_compact(o, arch.lookup(o.arch)))
+                paths.append(str(q))
+            else:
+                paths.append(str(p))
+    return paths
+
+
+def same(a, b) -> None:
+    assert (a.path, a.arch, a.sec_name) == (b.path, b.arch, b.sec_name)
+    for f in loader._ARRAYS:
+        x, y = getattr(a, f), getattr(b, f)
+        assert x.dtype == y.dtype and np.array_equal(x, y), f
+    assert a.sym_name.tolist() == b.sym_name.tolist()
+    assert [None if d is None else bytes(d) for d in a.sec_data] == \
+        [None if d is None else bytes(d) for d in b.sec_data]
+
+
+@pytest.mark.parametrize("jobs", [2, 3, 5])
+def test_forked_reading_gives_the_same_objects(tmp_path, monkeypatch, jobs):
+    paths = compact_copies(tmp_path)
+    bad = tmp_path / "bad.obj"
+    bad.write_text('{"version": 1, "encoding": "readable", "arch": "amd64", "sections": 7}')
+    paths.insert(5, str(bad))
+    paths.append(str(tmp_path / "missing.obj"))
+    serial = loader.read_objects(paths, 1)
+    monkeypatch.setattr(loader, "FORK_LOAD_BYTES", 0)
+    forked = loader.read_objects(paths, jobs)
+    assert len(forked) == len(serial) == len(paths)
+    for a, b in zip(serial, forked):
+        if isinstance(a, LinkError):
+            assert isinstance(b, LinkError) and str(a) == str(b)
+        else:
+            same(a, b)
+
+
+def test_a_child_that_dies_leaves_its_share_to_the_parent(tmp_path, monkeypatch):
+    paths = compact_copies(tmp_path)
+    serial = loader.read_objects(paths, 1)
+    monkeypatch.setattr(loader, "FORK_LOAD_BYTES", 0)
+    parent = os.getpid()
+    real = loader._read_or_error
+
+    def flaky(path):
+        if os.getpid() != parent:
+            os._exit(9)
+        return real(path)
+
+    monkeypatch.setattr(loader, "_read_or_error", flaky)
+    for a, b in zip(serial, loader.read_objects(paths, 3)):
+        same(a, b)
+
+
+def test_a_share_too_big_for_its_region_is_redone(tmp_path, monkeypatch):
+    paths = compact_copies(tmp_path)
+    serial = loader.read_objects(paths, 1)
+    monkeypatch.setattr(loader, "FORK_LOAD_BYTES", 0)
+    real = loader._ship
+    monkeypatch.setattr(loader, "_ship", lambda objs, shared, lo, hi: real(objs, shared, lo, lo + 64))
+    for a, b in zip(serial, loader.read_objects(paths, 2)):
+        same(a, b)
+
+
+def test_weighted_shares():
+    assert workers.weighted_shares([1] * 10, 2) == [(0, 5), (5, 10)]
+    assert workers.weighted_shares([1] * 10, 2, first=1.5) == [(0, 6), (6, 10)]
+    assert workers.weighted_shares([10, 1, 1, 1], 2) == [(0, 1), (1, 4)]
+    assert workers.weighted_shares([5, 5], 3) == [(0, 1), (1, 2), (2, 2)]
+    assert workers.weighted_shares([], 2) == [(0, 0), (0, 0)]
+
+
+def test_forked_link_is_the_serial_link(tmp_path, monkeypatch):
+    from minild.link import Options, link
+    paths = compact_copies(tmp_path, k=2)[3:]   # the compact copies of MULTI
+    link(Options(objects=paths, output=str(tmp_path / "serial"), jobs=1))
+    monkeypatch.setattr(loader, "FORK_LOAD_BYTES", 0)
+    link(Options(objects=paths, output=str(tmp_path / "forked"), jobs=2))
+    assert (tmp_path / "serial").read_bytes() == (tmp_path / "forked").read_bytes()
+    want = run_output("amd64", tmp_path / "serial")
+    got = run_output("amd64", tmp_path / "forked")
+    assert (got.returncode, got.stdout) == (want.returncode, want.stdout) and got.stdout
