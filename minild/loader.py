@@ -502,13 +502,40 @@ def _from_readable(path: str, doc: Readable, a: archreg.Arch, d: Diagnostics) ->
 
 
 def _column(path: str, group: str, name: str, raw: bytes, count: int, d: Diagnostics) -> np.ndarray:
+    """_column reads one packed column. Its elements may be narrower than the
+    column's type (a writer picks the narrowest width that holds its values):
+    the width is the byte length over count, 1, 2, 4 or 8 up to the type's own.
+    The result has the column's full type, sign- or zero-extended."""
     dt = np.dtype(COLUMNS[(group, name)])
     where = f"{path}: $.{group}.{name}"
-    if len(raw) != count * dt.itemsize:
-        d.error(f"{where}: expected {count} values of {dt.itemsize} bytes "
-                f"({count * dt.itemsize} bytes), got {len(raw)} bytes")
+    width, rest = divmod(len(raw), count) if count else (dt.itemsize, len(raw))
+    if rest or width not in _WIDTHS or width > dt.itemsize:
+        widths = [w for w in _WIDTHS if w <= dt.itemsize]
+        d.error(f"{where}: expected {count} values of "
+                + (f"{widths[0]}" if len(widths) == 1 else
+                   ", ".join(map(str, widths[:-1])) + f" or {widths[-1]}")
+                + f" bytes each ({', '.join(str(count * w) for w in widths)} bytes), "
+                f"got {len(raw)} bytes")
         return np.zeros(0, dt)  # never used: the caller checks before it reads columns
-    return np.frombuffer(raw, dt)
+    col = np.frombuffer(raw, np.dtype(f"{dt.kind}{width}").newbyteorder("<"))
+    return col if width == dt.itemsize else col.astype(dt)
+
+
+_WIDTHS = (1, 2, 4, 8)
+
+
+def _narrow(values: np.ndarray, dt: str) -> bytes:
+    """_narrow packs a column in the narrowest width of its kind that holds
+    every value (the reader widens it again)."""
+    full = np.dtype(dt)
+    a = np.ascontiguousarray(values).astype(full, copy=False)
+    if len(a):
+        lo, hi = int(a.min()), int(a.max())
+        for w in _WIDTHS:
+            t = np.dtype(f"{full.kind}{w}").newbyteorder("<")
+            if w < full.itemsize and np.iinfo(t).min <= lo and hi <= np.iinfo(t).max:
+                return a.astype(t).tobytes()
+    return a.astype(full.newbyteorder("<")).tobytes()
 
 
 def _first(mask: np.ndarray) -> int:
@@ -629,8 +656,7 @@ def _from_compact(path: str, doc: Compact, a: archreg.Arch, d: Diagnostics) -> O
 
 def encode_compact(obj: Object, a: archreg.Arch) -> bytes:
     """encode_compact renders an Object in the compact encoding."""
-    b64 = lambda arr, dt: np.ascontiguousarray(arr, dtype=dt).tobytes()  # noqa: E731
-    # (msgspec writes bytes fields as base64)
+    b64 = _narrow  # (msgspec writes bytes fields as base64)
     used = np.unique(obj.rel_type) if len(obj.rel_type) else np.zeros(0, np.int16)
     remap = np.zeros(len(a.howtos), np.uint16)
     remap[used] = np.arange(len(used))
@@ -643,7 +669,7 @@ def encode_compact(obj: Object, a: archreg.Arch) -> bytes:
                                                 obj.sec_size, obj.sec_data)],
         symbols=CSymbols(count=len(obj.sym_name),
                          name=msgspec.Raw(msgspec.json.encode(obj.sym_name.tolist())),
-                         section=b64(obj.sym_sec, "<i4"), value=b64(obj.sym_value, "<i8"),
+                         section=b64(obj.sym_sec, "<i4"), value=b64(obj.sym_value.view(np.uint64), "<u8"),
                          size=b64(obj.sym_size, "<u8"), binding=b64(obj.sym_bind, "u1"),
                          type=b64(obj.sym_type, "u1")),
         relocs=CRelocs(count=len(obj.rel_off), types=[a.howtos[t].name for t in used],

@@ -97,8 +97,11 @@ CASES = [
      ["undefined symbol: nowhere", ">>> referenced by ", "bad.obj:(.text+0xd)"]),
     ("compact-bad-base64", compact(sections=[{"name": ".text", "kind": "text", "data": "!!"}]),
      ["bad.obj", "$.sections[0].data", "base64"]),
-    ("compact-short-column", compact(symbols__value=b64(bytes(4))),
-     ["bad.obj", "$.symbols.value", "expected 1 values of 8 bytes"]),
+    ("compact-short-column", compact(symbols__value=b64(bytes(3))),
+     ["bad.obj", "$.symbols.value", "expected 1 values of 1, 2, 4 or 8 bytes each",
+      "(1, 2, 4, 8 bytes), got 3 bytes"]),
+    ("compact-too-wide-column", compact(symbols__binding=b64(bytes(2))),
+     ["bad.obj", "$.symbols.binding", "expected 1 values of 1 bytes each (1 bytes), got 2"]),
     ("compact-symbol-outside", compact(symbols__value=b64((9).to_bytes(8, "little"))),
      ["bad.obj", "$.symbols.value[0]", "_start", "outside section .text"]),
     ("compact-unknown-reloc", compact(relocs={

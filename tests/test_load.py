@@ -102,3 +102,29 @@ def test_forked_link_is_the_serial_link(tmp_path, monkeypatch):
     want = run_output("amd64", tmp_path / "serial")
     got = run_output("amd64", tmp_path / "forked")
     assert (got.returncode, got.stdout) == (want.returncode, want.stdout) and got.stdout
+
+
+@pytest.mark.parametrize("dt, values, width", [
+    ("<i4", [-1, -2, 0, 5], 1),
+    ("<i4", [-129, 127], 2),
+    ("<i8", [-4, 100], 1),
+    ("<i8", [-(1 << 40), 0], 8),
+    ("<u8", [0, 255], 1),
+    ("<u8", [0, 256], 2),
+    ("<u8", [0, (1 << 64) - 1], 8),
+    ("<u4", [1 << 31], 4),
+    ("<u2", [0, 3], 1),
+    ("u1", [0, 2], 1),
+    ("<u8", [], 8),
+])
+def test_columns_are_written_narrow_and_read_wide(dt, values, width):
+    """A compact column's width is its byte length over count: a writer picks the
+    narrowest that holds every value; the reader sign- or zero-extends."""
+    from minild.errors import Diagnostics
+    full = np.dtype(dt)
+    raw = loader._narrow(np.array(values, dtype=full), dt)
+    assert len(raw) == width * len(values)
+    group, name = next(k for k, v in loader.COLUMNS.items() if np.dtype(v) == full)
+    d = Diagnostics()
+    col = loader._column("x.obj", group, name, raw, len(values), d)
+    assert not d and col.dtype == full and col.tolist() == values
