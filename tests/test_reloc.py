@@ -81,3 +81,24 @@ def test_many_types_in_one_block_apply_in_one_pass():
     want = (bytes.fromhex("8877665544332211") + (0x2000 - 4 - 0x1008).to_bytes(4, "little")
             + (0x1004).to_bytes(4, "little") + (0x3000 - 4 - 0x1010).to_bytes(4, "little"))
     assert bytes(buf[:20]) == want
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_by_block_is_a_stable_sort_by_block(seed):
+    """asmb.by_block sorts runs of relocations, not relocations: the same order
+    as a stable argsort, with left-out relocations (block -1) dropped, whether
+    the input comes in long runs (the fast path) or scattered (the fallback)."""
+    from minild.asmb import by_block
+    rng = np.random.default_rng(seed)
+    nblocks = int(rng.integers(1, 40))
+    if seed % 2:
+        rblock = rng.integers(-1, nblocks, 5000).astype(np.int32)          # scattered
+    else:
+        runs = rng.integers(-1, nblocks, 200)
+        rblock = np.repeat(runs, rng.integers(1, 200, 200)).astype(np.int32)  # long runs
+    order, bounds = by_block(rblock, nblocks)
+    kept = np.flatnonzero(rblock >= 0)
+    want = kept[np.argsort(rblock[kept], kind="stable")]
+    assert order.tolist() == want.tolist()
+    assert bounds.tolist() == [0] + np.cumsum(np.bincount(rblock[kept], minlength=nblocks)).tolist()
+    assert by_block(np.zeros(0, np.int32), 3)[1].tolist() == [0, 0, 0, 0]

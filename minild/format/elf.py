@@ -118,7 +118,6 @@ def symbols(ctx, lay: Layout, strtab: StrTab, head: np.ndarray | None = None,
     object another linker finishes); otherwise only undefined weak ones are."""
     bind, typ, sec = ctx.sym_bind, ctx.sym_type, ctx.sym_sec
     sec_shndx = np.array([o.shndx for o in ctx.outsections] + [0], np.int64)[ctx.sec_out]
-    shndx = np.where(sec >= 0, sec_shndx[np.maximum(sec, 0)], np.where(sec == ABS, SHN_ABS, 0))
     names = ctx.names
     loc, glob = listed_symbols(ctx)
     # Undefined weak symbols stay in the table, once per name, as GNU ld keeps them.
@@ -144,7 +143,9 @@ def symbols(ctx, lay: Layout, strtab: StrTab, head: np.ndarray | None = None,
     for rows, pos, idx in ((lr, spos, loc), (gr, np.arange(len(glob)), glob)):
         rows["name"][pos] = strtab.add_names(names, idx)
         rows["info"][pos] = (bind[idx].astype(np.uint8) << 4) | typ[idx]
-        rows["shndx"][pos] = shndx[idx]
+        si = sec[idx]
+        rows["shndx"][pos] = np.where(si >= 0, sec_shndx[np.maximum(si, 0)],
+                                      np.where(si == ABS, SHN_ABS, 0))
         rows["value"][pos] = np.where(sec[idx] == UNDEF, 0, ctx.sym_addr[idx]).astype(np.uint64)
         rows["size"][pos] = ctx.sym_size[idx]
     # np.concatenate gives structured arrays native byte order: cast back for
