@@ -323,10 +323,7 @@ def resolve(ctx: Link) -> None:
     weak = np.flatnonzero((bind == WEAK) & defined)
     # Entries that may not be their own definition: undefined ones and weak ones.
     look = np.flatnonzero((bind != LOCAL) & ((sec == UNDEF) | (bind == WEAK)))
-    hashes = np.zeros(n, np.uint64)
-    nonlocal_ = np.flatnonzero(bind != LOCAL)
-    hashes[nonlocal_] = names.hash(nonlocal_)
-    table, dups = definitions(names, hashes, strong, weak)
+    table, dups = definitions(names, names.hashes(), strong, weak)
     for ids in dups:
         d.error(f"duplicate symbol: {names[ids[0]]}",
                 *[f"defined at {ctx.section_site(int(sec[i]), int(ctx.sym_value[i]))}"
@@ -395,7 +392,7 @@ class Definitions:
 
     def __init__(self, names: Names, ids: np.ndarray, hashes: np.ndarray):
         self.names = names
-        self.hashes = hashes   # of every non-local entry (0 for locals)
+        self.hashes = hashes   # of every entry
         self.table = SymbolTable(names, ids, hashes[ids])
 
     def lookup(self, idx: np.ndarray) -> np.ndarray:
@@ -423,8 +420,8 @@ class DictDefinitions:
 def definitions(names: Names, hashes: np.ndarray, strong: np.ndarray, weak: np.ndarray
                 ) -> tuple[Definitions | DictDefinitions, list[np.ndarray]]:
     """definitions picks the defining entry of every defined name: the strong
-    one, else the first weak one. hashes holds every non-local entry's name
-    hash. It returns the lookup structure and the duplicate strong definitions,
+    one, else the first weak one. hashes holds every entry's name hash (only
+    those of non-local entries are read). It returns the lookup structure and the duplicate strong definitions,
     one array of entries per name (first one first), in the order of their
     second definitions."""
     cand = np.concatenate((strong, weak))

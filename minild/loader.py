@@ -248,12 +248,14 @@ def read_objects(paths: list[str], jobs: int) -> list["Object | LinkError"]:
     results: list = [None] * len(paths)
 
     def run(lo: int, hi: int) -> bool:
+        objs = [_read_or_error(paths[i]) for i in range(lo, hi)]
+        for o in objs:
+            if not isinstance(o, LinkError):
+                o.sym_name.hashes()   # resolve's first step, done here in parallel
         if os.getpid() == parent:
-            for i in range(lo, hi):
-                results[i] = _read_or_error(paths[i])
+            results[lo:hi] = objs
             return True
-        return _ship([_read_or_error(paths[i]) for i in range(lo, hi)],
-                     shared, int(base[lo]), int(base[hi]))
+        return _ship(objs, shared, int(base[lo]), int(base[hi]))
 
     parent = os.getpid()
     from . import workers
@@ -306,7 +308,8 @@ def _ship(objs: list, shared: mmap.mmap, lo: int, hi: int) -> bool:
                 a = np.ascontiguousarray(getattr(o, f))
                 arrays[f] = (*put(a), a.dtype.str)
             n = o.sym_name
-            names = (put(n.blob), *(put(np.ascontiguousarray(x)) for x in (n.start, n.length)))
+            names = (put(n.blob), *(put(np.ascontiguousarray(x))
+                                    for x in (n.start, n.length, n.hashes())))
             data = [None if x is None else put(x) for x in o.sec_data]
             metas.append((o.path, o.arch, o.sec_name, arrays, names, data))
         meta = pickle.dumps(metas, protocol=pickle.HIGHEST_PROTOCOL)
@@ -332,12 +335,13 @@ def _unship(shared: mmap.mmap, lo: int) -> list:
         if isinstance(m, LinkError):
             out.append(m)
             continue
-        path, arch, sec_name, arrays, (blob, start, length), data = m
+        path, arch, sec_name, arrays, (blob, start, length, hashes), data = m
         cols = {f: np.frombuffer(shared, np.dtype(dt), n // np.dtype(dt).itemsize, off)
                 for f, (off, n, dt) in arrays.items()}
         names = Names(bytes(view[blob[0]:blob[0] + blob[1]]),
                       np.frombuffer(shared, np.int64, start[1] // 8, start[0]),
                       np.frombuffer(shared, np.int64, length[1] // 8, length[0]))
+        names._hashes = np.frombuffer(shared, np.uint64, hashes[1] // 8, hashes[0])
         sec_data = [None if d is None else view[d[0]:d[0] + d[1]] for d in data]
         out.append(Object(path=path, arch=arch, sec_name=sec_name, sec_data=sec_data,
                           sym_name=names, **cols))

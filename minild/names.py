@@ -46,7 +46,7 @@ class Names:
     """Names is a table of names: blob[start[i] : start[i] + length[i]] is name i,
     UTF-8 without NUL (the loader checks), and the blob ends in PAD."""
 
-    __slots__ = ("blob", "start", "length", "_words")
+    __slots__ = ("blob", "start", "length", "_words", "_hashes")
 
     def __init__(self, blob: bytes, start: np.ndarray, length: np.ndarray):
         if not blob.endswith(PAD):
@@ -55,6 +55,7 @@ class Names:
         self.start = start.astype(np.int64, copy=False)
         self.length = length.astype(np.int64, copy=False)
         self._words = None
+        self._hashes = None
 
     # --- building ------------------------------------------------------------
 
@@ -99,7 +100,10 @@ class Names:
         start = np.concatenate([t.start + b for t, b in zip(tables, base)]) if tables \
             else np.zeros(0, np.int64)
         length = np.concatenate([t.length for t in tables]) if tables else np.zeros(0, np.int64)
-        return Names(b"".join(t.blob for t in tables), start, length)
+        out = Names(b"".join(t.blob for t in tables), start, length)
+        if tables and all(t._hashes is not None for t in tables):
+            out._hashes = np.concatenate([t._hashes for t in tables])
+        return out
 
     def extend(self, names: list[str]) -> "Names":
         more = Names.from_list(names)
@@ -128,6 +132,13 @@ class Names:
         if self._words is None:
             self._words = np.ndarray((len(self.blob) - 7,), "<u8", self.blob, 0, (1,))
         return self._words
+
+    def hashes(self) -> np.ndarray:
+        """hashes returns the hash of every name (computed once; forked readers
+        compute their objects' and ship them with the names)."""
+        if self._hashes is None:
+            self._hashes = self.hash(np.arange(len(self)))
+        return self._hashes
 
     def hash(self, idx: np.ndarray) -> np.ndarray:
         """hash returns a 64-bit hash of each name idx[k]. For names of up to 8
