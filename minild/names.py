@@ -155,14 +155,12 @@ class Names:
             k += 8
         return h
 
-    def equal(self, a: np.ndarray, b: np.ndarray, same_hash: bool = False) -> np.ndarray:
-        """equal says, for each k, whether name a[k] is name b[k], byte for byte.
-        With same_hash (their hashes are known to be equal), names of up to 8
-        bytes need only equal lengths: their hash is a bijection of their bytes."""
+    def equal(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """equal says, for each k, whether name a[k] is name b[k], byte for byte."""
         W, ln = self.words(), self.length
         la = ln[a]
         ok = la == ln[b]
-        todo = np.flatnonzero(ok & (la > 8)) if same_hash else np.flatnonzero(ok)
+        todo = np.flatnonzero(ok)
         sa, sb = self.start[a[todo]], self.start[b[todo]]
         la = la[todo]
         pos = np.arange(len(todo))
@@ -201,26 +199,34 @@ class SymbolTable:
         """ids are entries with pairwise distinct names and hashes (the caller
         has checked both), hashes their hashes."""
         self.names = names
-        self.ids = ids.astype(np.int64, copy=False)
-        # Load factor <= 1/4: most probes end at their first slot. A slot holds
-        # the hash itself, so a probe reads one array, and an index into ids.
+        ids = ids.astype(np.int64, copy=False)
+        self.ids = ids
+        # Load factor <= 1/4: most probes end at their first slot. A slot is one
+        # 16-byte record (hash, entry, name length), so a probe is one random
+        # read: the cost of a lookup is its cache misses.
         bits = max(4, (4 * len(ids)).bit_length())
         self.mask = (1 << bits) - 1
         self.shift = np.uint64(64 - bits)
-        self.slot_hash = np.zeros(1 << bits, np.uint64)
-        self.slot_id = np.full(1 << bits, -1, np.int32 if len(ids) < 1 << 31 else np.int64)
+        wide = len(names) >= 1 << 31 or (len(ids) and int(names.length.max()) >= 1 << 31)
+        i = np.int64 if wide else np.int32
+        self.slots = np.zeros(1 << bits, [("hash", "<u8"), ("entry", i), ("length", i)])
+        self.slots["entry"] = -1
+        taken = np.full(1 << bits, -1, np.int64)    # index into ids
         slot = (hashes >> self.shift).astype(np.int64)
         pending = np.arange(len(ids))
         while len(pending):
             s = slot[pending]
-            free = self.slot_id[s] < 0
+            free = taken[s] < 0
             cand, cs = pending[free], s[free]
-            self.slot_id[cs] = cand           # of several for one slot, one wins
-            won = self.slot_id[cs] == cand
+            taken[cs] = cand                   # of several for one slot, one wins
+            won = taken[cs] == cand
             pending = np.concatenate((pending[~free], cand[~won]))
             slot[pending] = (slot[pending] + 1) & self.mask
-        used = self.slot_id >= 0
-        self.slot_hash[used] = hashes[self.slot_id[used]]
+        used = np.flatnonzero(taken >= 0)
+        k = taken[used]
+        self.slots["hash"][used] = hashes[k]
+        self.slots["entry"][used] = ids[k]
+        self.slots["length"][used] = names.length[ids[k]]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -229,36 +235,42 @@ class SymbolTable:
         """lookup returns the entry defining each name names[idx[k]] (whose hash
         is hashes[k]), or -1. names must be the table's own Names."""
         assert names is self.names
-        out = np.full(len(idx), -1, np.int64)
         if not len(self.ids):
-            return out
+            return np.full(len(idx), -1, np.int64)
         slot = (hashes >> self.shift).astype(np.int64)
-        pending = np.arange(len(idx))
+        rec = self.slots[slot]           # the first probe, for every name at once
+        entry, length = rec["entry"].astype(np.int64), rec["length"]
+        hit = (rec["hash"] == hashes) & (entry >= 0)
+        out = np.where(hit, entry, -1)
+        pending = np.flatnonzero(~hit & (entry >= 0))   # an empty slot ends a search
         while len(pending):
-            s = slot[pending]
-            t = self.slot_id[s]
-            hit = (self.slot_hash[s] == hashes[pending]) & (t >= 0)
-            out[pending[hit]] = t[hit]
-            pending = pending[~hit & (t >= 0)]   # an empty slot ends the search
             slot[pending] = (slot[pending] + 1) & self.mask
-        found = np.flatnonzero(out >= 0)
-        cand = self.ids[out[found]]
+            rec = self.slots[slot[pending]]
+            e = rec["entry"]
+            h = (rec["hash"] == hashes[pending]) & (e >= 0)
+            out[pending[h]] = e[h]
+            length[pending[h]] = rec["length"][h]
+            pending = pending[~h & (e >= 0)]
         # Distinct hashes among the entries: a name whose hash matches one that
-        # is not its own is defined nowhere.
-        same = names.equal(idx[found], cand, same_hash=True)
-        out[found] = np.where(same, cand, -1)
-        return out
+        # is not its own is defined nowhere. Up to 8 bytes, a hash is a
+        # bijection of the bytes: equal hashes and lengths are equal names.
+        ln = names.length[idx]
+        same = (out >= 0) & (length == ln)
+        longer = np.flatnonzero(same & (ln > 8))
+        if len(longer):
+            same[longer] = names.equal(idx[longer], out[longer])
+        return np.where(same, out, -1)
 
     def get(self, name: str) -> int | None:
         """get returns the entry defining name, or None."""
-        h = Names.from_list([name]).hash(np.zeros(1, np.int64))  # a hash depends on the bytes alone
-        slot = int(h[0] >> self.shift)
+        h = Names.from_list([name]).hash(np.zeros(1, np.int64))[0]  # a hash depends on the bytes alone
+        slot = int(h >> self.shift)
         while len(self.ids):
-            t = int(self.slot_id[slot])
-            if t < 0:
+            rec = self.slots[slot]
+            if rec["entry"] < 0:
                 return None
-            if self.slot_hash[slot] == h[0]:
-                i = int(self.ids[t])
+            if rec["hash"] == h:
+                i = int(rec["entry"])
                 return i if self.names[i] == name else None
             slot = (slot + 1) & self.mask
         return None
