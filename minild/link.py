@@ -421,29 +421,33 @@ def definitions(names: Names, hashes: np.ndarray, strong: np.ndarray, weak: np.n
                 ) -> tuple[Definitions | DictDefinitions, list[np.ndarray]]:
     """definitions picks the defining entry of every defined name: the strong
     one, else the first weak one. hashes holds every entry's name hash (only
-    those of non-local entries are read). It returns the lookup structure and the duplicate strong definitions,
-    one array of entries per name (first one first), in the order of their
-    second definitions."""
+    those of non-local entries are read). It returns the lookup structure and
+    the duplicate strong definitions, one array of entries per name (first one
+    first), in the order of their second definitions."""
     cand = np.concatenate((strong, weak))
     hc = hashes[cand]
-    # Sort by hash, stably: within one name, strong entries (first in cand)
-    # come before weak ones, each in entry order; the head of a run wins.
-    order = np.argsort(hc, kind="stable")
+    order = np.argsort(hc)
     hs = hc[order]
     head = np.ones(len(order), bool)
     head[1:] = hs[1:] != hs[:-1]
     heads = np.flatnonzero(head)
-    member = np.flatnonzero(~head)
-    lead = order[heads[np.cumsum(head)[member] - 1]]   # the head of each member's run
-    if not names.equal(cand[order[member]], cand[lead]).all():
+    if len(heads) == len(order):          # every defined name once: no choice to make
+        return Definitions(names, cand, hashes), []
+    # Runs of one hash: the first position in cand wins (strong entries come
+    # first, each kind in entry order).
+    run = np.cumsum(head) - 1
+    lead = np.minimum.reduceat(order, heads)
+    member = order != lead[run]
+    mpos, mlead = order[member], lead[run[member]]
+    if not names.equal(cand[mpos], cand[mlead]).all():
         # Two different names with one hash: resolve by dict, exactly as ld would.
         return _dict_definitions(names, strong, weak)
-    dup = order[member] < len(strong)                  # a strong entry not at its run's head
     groups: dict[int, list[int]] = {}
-    for lead_k, k in zip(lead[dup].tolist(), order[member][dup].tolist()):
+    dup = mpos < len(strong)                 # a strong entry that is not its name's first
+    for lead_k, k in sorted(zip(mlead[dup].tolist(), mpos[dup].tolist())):
         groups.setdefault(lead_k, [lead_k]).append(k)
     dups = sorted((cand[np.array(g)] for g in groups.values()), key=lambda ids: int(ids[1]))
-    return Definitions(names, cand[order[heads]], hashes), dups
+    return Definitions(names, cand[lead], hashes), dups
 
 
 def _dict_definitions(names: Names, strong: np.ndarray, weak: np.ndarray):
