@@ -38,6 +38,8 @@ import importlib
 from dataclasses import dataclass, field
 from types import ModuleType
 
+import numpy as np
+
 from ..reloc import Howto
 
 # arch name (as written in objects and on the command line) -> module name.
@@ -88,6 +90,7 @@ class Arch:
 
     def __post_init__(self):
         self.index = {h.name: i for i, h in enumerate(self.howtos)}
+        self.widths = np.array([h.size for h in self.howtos], np.int64)  # place size per howto
 
     @property
     def ptr_size(self) -> int:
