@@ -130,7 +130,7 @@ def main():
               help="Segment rounding, a power of two (default: the arch's page size).")
 @click.option("-s", "--strip", is_flag=True, help="Omit the symbol table and DWARF.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
-              help="Workers for symbol lookups and block writing (default: the cores, "
+              help="Workers for reading objects and writing blocks (default: the cores, "
                    "up to 4); the output is the same for any N.")
 @click.option("--no-mmap", is_flag=True, help="Write with a buffered file instead of mmap.")
 @click.option("--bench", is_flag=True, help="Print a table of phase times and memory.")
