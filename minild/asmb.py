@@ -124,7 +124,8 @@ def asmb(ctx, out, jobs: int, block_size: int = BLOCK_SIZE) -> None:
         # link never holds a second, sorted copy of every relocation column.
         k = order[bounds[i]:bounds[i + 1]]
         off = ctx.sec_fileoff[r.sec[k]] + r.off[k] - b.fileoff
-        args = (buf, off, r.type[k], r.S[k], r.A[k], r.P[k], howtos, byteorder)
+        P, S = r.PS(ctx, k)
+        args = (buf, off, r.type[k], S, r.A[k], P, howtos, byteorder)
         probs = apply_block(*args) if apply is None else apply(ctx, *args)
         view.commit(b.fileoff, buf)
         return [(p, k[p.index]) for p in probs]

@@ -69,10 +69,16 @@ class Relocs:
     type: np.ndarray
     sym: np.ndarray
     add: np.ndarray
-    # after layout:
+    # after layout (P and S only where needed as whole columns; see symaddrs):
     P: np.ndarray | None = None
     S: np.ndarray | None = None
     A: np.ndarray | None = None
+
+    def PS(self, ctx, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """PS returns the place address P and the target address S of relocations k."""
+        if self.P is not None:
+            return self.P[k], self.S[k]
+        return ctx.sec_addr[self.sec[k]] + self.off[k], ctx.defaddr[self.sym[k]]
 
 
 @dataclass
@@ -464,7 +470,9 @@ def _dict_definitions(names: Names, strong: np.ndarray, weak: np.ndarray):
 
 
 def symaddrs(ctx: Link) -> None:
-    """symaddrs computes every symbol's address and every relocation's P, S, A."""
+    """symaddrs computes every symbol's address and the address each symbol
+    entry resolves to; and every relocation's P and S where a hook or the
+    format needs them as columns (else asmb computes them per block)."""
     for name, i in ctx.linker_defined.items():
         ctx.sym_value[i] = ctx.linker_symbols[name](ctx)
     sec = ctx.sym_sec
@@ -473,9 +481,13 @@ def symaddrs(ctx: Link) -> None:
     defaddr = np.where(ctx.sym_res >= 0, ctx.sym_addr[np.maximum(ctx.sym_res, 0)], 0)
     ctx.entry_addr = int(ctx.sym_addr[ctx.entry_sym]) if ctx.entry_sym is not None else 0
     r = ctx.relocs
+    r.A = r.add
+    ctx.defaddr = defaddr
+    adjust = ctx.arch.hook("adjust_relocs")
+    relocates = getattr(ctx.format, "RELOCATES", True)
+    if relocates and adjust is None:
+        return  # asmb computes each block's P and S (Relocs.PS), in parallel, and 16 bytes a relocation less memory
     r.P = ctx.sec_addr[r.sec] + r.off
     r.S = defaddr[r.sym]
-    r.A = r.add
-    adjust = ctx.arch.hook("adjust_relocs")
-    if adjust is not None and getattr(ctx.format, "RELOCATES", True):
+    if adjust is not None and relocates:
         adjust(ctx, r)
