@@ -123,8 +123,9 @@ def asmb(ctx, out, jobs: int, block_size: int = BLOCK_SIZE) -> None:
         # This block's relocations, gathered here rather than all at once: the
         # link never holds a second, sorted copy of every relocation column.
         k = order[bounds[i]:bounds[i + 1]]
-        off = ctx.sec_fileoff[r.sec[k]] + r.off[k] - b.fileoff
-        P, S = r.PS(ctx, k)
+        sec, roff = r.sec[k], r.off[k]
+        off = ctx.sec_fileoff[sec] + roff - b.fileoff
+        P, S = r.PS(ctx, k, sec, roff)
         args = (buf, off, r.type[k], S, r.A[k], P, howtos, byteorder)
         probs = apply_block(*args) if apply is None else apply(ctx, *args)
         view.commit(b.fileoff, buf)

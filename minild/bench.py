@@ -20,6 +20,8 @@ class Row:
     cpu: float      # seconds of this process and its (finished) forked workers
     rss: int        # bytes resident after the phase
     peak: int       # bytes, peak resident so far
+    start: float = 0.0   # perf_counter at the start
+    depth: int = 0       # 1 for a part of a phase (loadlib's read, resolve), ...
 
 
 def rss_now() -> int:
@@ -51,15 +53,24 @@ class Bench:
         self.rows: list[Row] = []
         self.start = time.perf_counter()
         self.cpu_start = cpu_time()
+        self.depth = 0
 
     @contextmanager
     def phase(self, name: str):
+        """phase times the block under name; a phase inside another is a part
+        of it (its row comes after the outer one's and is indented)."""
         t0, c0 = time.perf_counter(), cpu_time()
+        self.depth += 1
         try:
             yield
         finally:
+            self.depth -= 1
             self.rows.append(Row(name, time.perf_counter() - t0, cpu_time() - c0,
-                                 rss_now(), rss_peak()))
+                                 rss_now(), rss_peak(), t0, self.depth))
+
+    def ordered(self) -> list[Row]:
+        """ordered returns the rows in the order the phases started."""
+        return sorted(self.rows, key=lambda r: r.start)
 
     def total(self) -> Row:
         return Row("total", time.perf_counter() - self.start,

@@ -193,8 +193,8 @@ def print_bench(b) -> None:
     t = Table(title="minild phases")
     for c in ("phase", "wall ms", "cpu ms", "rss MiB", "peak MiB"):
         t.add_column(c, justify="right" if c != "phase" else "left")
-    for r in b.rows + [b.total()]:
-        t.add_row(r.phase, f"{r.wall * 1e3:.1f}", f"{r.cpu * 1e3:.1f}",
+    for r in b.ordered() + [b.total()]:
+        t.add_row("  " * r.depth + r.phase, f"{r.wall * 1e3:.1f}", f"{r.cpu * 1e3:.1f}",
                   f"{r.rss / 2**20:.1f}", f"{r.peak / 2**20:.1f}")
     err.print(t)
 

@@ -149,14 +149,6 @@ class Object:
     rel_sym: np.ndarray       # int32: index into this object's symbols
     rel_add: np.ndarray       # int64
 
-    def drop_columns(self) -> None:
-        """drop_columns frees the symbol and relocation columns once loadlib has
-        copied them into the link-wide ones; names, path and data stay."""
-        z = np.zeros(0, np.int64)
-        self.sym_sec = self.sym_value = self.sym_size = self.sym_bind = self.sym_type = z
-        self.rel_sec = self.rel_off = self.rel_type = self.rel_sym = self.rel_add = z
-        self.sym_name = Names.from_list([])
-
     @classmethod
     def empty(cls, path: str, arch: str) -> "Object":
         """empty returns an object with nothing in it (the linker's own, "<internal>")."""
