@@ -237,12 +237,15 @@ class SymbolTable:
         assert names is self.names
         if not len(self.ids):
             return np.full(len(idx), -1, np.int64)
-        slot = (hashes >> self.shift).astype(np.int64)
+        slot = (hashes >> self.shift).astype(np.intp)
         rec = self.slots[slot]           # the first probe, for every name at once
-        entry, length = rec["entry"].astype(np.int64), rec["length"]
-        hit = (rec["hash"] == hashes) & (entry >= 0)
-        out = np.where(hit, entry, -1)
-        pending = np.flatnonzero(~hit & (entry >= 0))   # an empty slot ends a search
+        out, length = rec["entry"], rec["length"]
+        used = out >= 0
+        hit = rec["hash"] == hashes
+        hit &= used
+        pending = np.flatnonzero(used & ~hit)   # an empty slot ends a search
+        out = out.copy()
+        out[~hit] = -1
         while len(pending):
             slot[pending] = (slot[pending] + 1) & self.mask
             rec = self.slots[slot[pending]]
@@ -255,11 +258,13 @@ class SymbolTable:
         # is not its own is defined nowhere. Up to 8 bytes, a hash is a
         # bijection of the bytes: equal hashes and lengths are equal names.
         ln = names.length[idx]
-        same = (out >= 0) & (length == ln)
+        same = length == ln
+        same &= out >= 0
         longer = np.flatnonzero(same & (ln > 8))
         if len(longer):
             same[longer] = names.equal(idx[longer], out[longer])
-        return np.where(same, out, -1)
+        out[~same] = -1
+        return out
 
     def get(self, name: str) -> int | None:
         """get returns the entry defining name, or None."""

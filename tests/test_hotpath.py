@@ -59,7 +59,7 @@ def traced_link(objs: list[str], output: str) -> int:
     threading.settrace(tracer)
     sys.settrace(tracer)
     try:
-        # -j1: every block and lookup runs in this process, where it is counted
+        # -j1: every object and block is done in this process, where it is counted
         # (forked workers' events would not be).
         link(Options(objects=objs, output=output, jobs=1))
     finally:
@@ -100,6 +100,21 @@ def test_python_work_does_not_grow_with_relocations(counts):
     # What is left is per function symbol and per section (about 10 events per
     # function here), not per relocation.
     assert n_big < big["relocations"] / 5, (n_big, big["relocations"])
+
+
+def test_python_work_does_not_grow_with_symbols(tmp_path):
+    """Ten times the functions (symbols, names to resolve, relocations): names
+    are hashed and looked up as columns (minild.names), so the count of
+    Python events stays flat here too."""
+    n = {}
+    for funcs in (FUNCS, 10 * FUNCS):
+        d = tmp_path / f"f{funcs}"
+        d.mkdir()
+        m = gen_compact.write(build(funcs, OBJECTS, seed=7, table_reps=1), str(d), 7)
+        objs = [str(d / x) for x in m["inputs"]]
+        link(Options(objects=objs, output=str(d / "a.out")))  # warm
+        n[funcs] = traced_link(objs, str(d / "a.out"))
+    assert n[10 * FUNCS] < 1.1 * n[FUNCS], n
 
 
 def test_large_output_runs(counts):
