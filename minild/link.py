@@ -323,17 +323,30 @@ def columns(ctx: Link, objs: list[Object]) -> None:
     for o in objs:
         o.sym_name = Names.from_list([])
     sec = ctx.sym_sec = cat("sym_sec", np.int64)
-    np.add(sec, np.repeat(secbase, nsym), out=sec, where=sec >= 0)  # UNDEF and ABS stay
+    rebase(sec, nsym, secbase, defined_only=True)  # UNDEF and ABS stay
     ctx.sym_value, ctx.sym_size = cat("sym_value"), cat("sym_size")
     ctx.sym_bind, ctx.sym_type = cat("sym_bind"), cat("sym_type")
 
     # int32 ids and int16 types: half the memory of int64 for millions of rows.
-    rsec = cat("rel_sec")
-    rsec += np.repeat(secbase.astype(np.int32), nrel)
-    rsym = cat("rel_sym")
-    rsym += np.repeat(symbase.astype(np.int32), nrel)
+    rsec, rsym = cat("rel_sec"), cat("rel_sym")
+    rebase(rsec, nrel, secbase)
+    rebase(rsym, nrel, symbase)
     ctx.relocs = Relocs(sec=rsec, off=cat("rel_off"), type=cat("rel_type"), sym=rsym,
                         add=cat("rel_add"))
+
+
+def rebase(col: np.ndarray, counts: np.ndarray, base: np.ndarray, defined_only=False) -> None:
+    """rebase adds each object's base to its stretch of col, in place (a
+    repeat of the bases would be one more full-size array: fresh memory)."""
+    pos = 0
+    for n, b in zip(counts.tolist(), base.tolist()):
+        if n and b:
+            v = col[pos:pos + n]
+            if defined_only:
+                np.add(v, b, out=v, where=v >= 0)
+            else:
+                v += b
+        pos += n
 
 
 def resolve(ctx: Link) -> None:

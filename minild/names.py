@@ -191,6 +191,9 @@ class Names:
         return out.tobytes(), offs
 
 
+LOOKUP_CHUNK = 1 << 16
+
+
 class SymbolTable:
     """SymbolTable maps names to symbol entries: open addressing over the
     64-bit hashes of the entries it holds, probed for many names at once."""
@@ -237,6 +240,16 @@ class SymbolTable:
         assert names is self.names
         if not len(self.ids):
             return np.full(len(idx), -1, np.int64)
+        # In chunks: the temporaries of a chunk (~40 bytes a name) are reused
+        # by the next, where those of one pass over 1M names would be fresh
+        # memory, a page fault per 4 KiB.
+        out = np.empty(len(idx), self.slots.dtype["entry"])
+        for lo in range(0, len(idx), LOOKUP_CHUNK):
+            hi = lo + LOOKUP_CHUNK
+            out[lo:hi] = self._lookup(names, idx[lo:hi], hashes[lo:hi])
+        return out
+
+    def _lookup(self, names: Names, idx: np.ndarray, hashes: np.ndarray) -> np.ndarray:
         slot = (hashes >> self.shift).astype(np.intp)
         rec = self.slots[slot]           # the first probe, for every name at once
         out, length = rec["entry"], rec["length"]

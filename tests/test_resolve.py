@@ -127,3 +127,20 @@ def test_an_empty_table_finds_nothing():
     t = SymbolTable(tab, np.zeros(0, np.int64), np.zeros(0, np.uint64))
     assert t.lookup(tab, np.array([0, 1]), tab.hash(np.array([0, 1]))).tolist() == [-1, -1]
     assert t.get("a") is None
+
+
+def test_lookups_in_small_chunks(monkeypatch):
+    """SymbolTable.lookup works through the names in chunks: the answers do not
+    depend on where the cuts fall."""
+    import minild.names as N
+    rng = np.random.default_rng(9)
+    names, bind, defined = random_link(rng)
+    tab = Names.from_list(names)
+    strong = np.flatnonzero((bind == L.GLOBAL) & defined)
+    weak = np.flatnonzero((bind == L.WEAK) & defined)
+    look = np.flatnonzero(bind != L.LOCAL)
+    whole = L.definitions(tab, tab.hashes(), strong, weak)[0].lookup(look)
+    monkeypatch.setattr(N, "LOOKUP_CHUNK", 97)
+    assert (L.definitions(tab, tab.hashes(), strong, weak)[0].lookup(look) == whole).all()
+    first, _ = oracle(names, bind, defined)
+    assert whole.tolist() == [first.get(names[i], -1) for i in look]
