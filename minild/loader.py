@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import pickle
 from dataclasses import dataclass
 from typing import Literal, Union
 
@@ -19,6 +20,7 @@ import msgspec
 import numpy as np
 
 from . import arch as archreg
+from . import workers
 from .errors import Diagnostics, LinkError, fail
 from .names import Names
 
@@ -153,10 +155,9 @@ class Object:
     def empty(cls, path: str, arch: str) -> "Object":
         """empty returns an object with nothing in it (the linker's own, "<internal>")."""
         z = lambda dt: np.zeros(0, dt)  # noqa: E731
-        return cls(path, arch, [], z(np.uint8), z(np.int64), z(np.int64), [], Names.from_list([]),
-                   z(np.int32),
-                   z(np.int64), z(np.int64), z(np.uint8), z(np.uint8), z(np.int32), z(np.int64),
-                   z(np.int16), z(np.int32), z(np.int64))
+        return cls(path, arch, [], z(np.uint8), z(np.int64), z(np.int64), [],
+                   Names.from_list([]), z(np.int32), z(np.int64), z(np.int64), z(np.uint8),
+                   z(np.uint8), z(np.int32), z(np.int64), z(np.int16), z(np.int32), z(np.int64))
 
 
 def read_object(path: str) -> Object:
@@ -251,17 +252,13 @@ def read_objects(paths: list[str], jobs: int) -> list["Object | LinkError"]:
         return _ship(objs, shared, int(base[lo]), int(base[hi]))
 
     parent = os.getpid()
-    from . import workers
-    redo = workers.fork_map(len(paths), jobs, run, weights=sizes, first=PARENT_SHARE)
-    todo = set()
-    for lo, hi in redo:
-        todo.update(range(lo, hi))
-    for lo, hi in workers.weighted_shares(sizes, max(1, min(jobs, len(paths))),
-                                          PARENT_SHARE)[1:]:
-        if lo < hi and lo not in todo:
+    cuts = workers.weighted_shares(sizes, min(jobs, len(paths)), PARENT_SHARE)
+    redo = workers.fork_map(len(paths), jobs, run, cuts)
+    for lo, hi in cuts[1:]:
+        if lo < hi and (lo, hi) not in redo:
             results[lo:hi] = _unship(shared, int(base[lo]))
-    for i in sorted(todo):
-        results[i] = _read_or_error(paths[i])
+    for lo, hi in redo:
+        results[lo:hi] = [_read_or_error(p) for p in paths[lo:hi]]
     return results
 
 
@@ -276,7 +273,6 @@ def _ship(objs: list, shared: mmap.mmap, lo: int, hi: int) -> bool:
     """_ship writes objs into shared[lo:hi]: the arrays and section bytes,
     then a pickle of the rest; the first 16 bytes say where the pickle is.
     False if they do not fit."""
-    import pickle
     region = np.frombuffer(shared, np.uint8, hi - lo, lo)
     pos = 16
 
@@ -320,7 +316,6 @@ class _Full(Exception):
 def _unship(shared: mmap.mmap, lo: int) -> list:
     """_unship rebuilds the objects a child shipped to shared[lo:]: arrays and
     section bytes are views of the mapping."""
-    import pickle
     at, size = np.frombuffer(shared, "<i8", 2, lo).tolist()
     view = memoryview(shared)
     out = []
@@ -333,8 +328,8 @@ def _unship(shared: mmap.mmap, lo: int) -> list:
                 for f, (off, n, dt) in arrays.items()}
         names = Names(bytes(view[blob[0]:blob[0] + blob[1]]),
                       np.frombuffer(shared, np.int64, start[1] // 8, start[0]),
-                      np.frombuffer(shared, np.int64, length[1] // 8, length[0]))
-        names._hashes = np.frombuffer(shared, np.uint64, hashes[1] // 8, hashes[0])
+                      np.frombuffer(shared, np.int64, length[1] // 8, length[0]),
+                      np.frombuffer(shared, np.uint64, hashes[1] // 8, hashes[0]))
         sec_data = [None if d is None else view[d[0]:d[0] + d[1]] for d in data]
         out.append(Object(path=path, arch=arch, sec_name=sec_name, sec_data=sec_data,
                           sym_name=names, **cols))

@@ -48,14 +48,15 @@ class Names:
 
     __slots__ = ("blob", "start", "length", "_words", "_hashes")
 
-    def __init__(self, blob: bytes, start: np.ndarray, length: np.ndarray):
+    def __init__(self, blob: bytes, start: np.ndarray, length: np.ndarray,
+                 hashes: np.ndarray | None = None):
         if not blob.endswith(PAD):
             blob += PAD
         self.blob = blob
         self.start = start.astype(np.int64, copy=False)
         self.length = length.astype(np.int64, copy=False)
         self._words = None
-        self._hashes = None
+        self._hashes = hashes   # of every name, once computed (hashes())
 
     # --- building ------------------------------------------------------------
 
@@ -100,10 +101,10 @@ class Names:
         start = np.concatenate([t.start + b for t, b in zip(tables, base)]) if tables \
             else np.zeros(0, np.int64)
         length = np.concatenate([t.length for t in tables]) if tables else np.zeros(0, np.int64)
-        out = Names(b"".join(t.blob for t in tables), start, length)
+        hashes = None
         if tables and all(t._hashes is not None for t in tables):
-            out._hashes = np.concatenate([t._hashes for t in tables])
-        return out
+            hashes = np.concatenate([t._hashes for t in tables])
+        return Names(b"".join(t.blob for t in tables), start, length, hashes)
 
     def extend(self, names: list[str]) -> "Names":
         more = Names.from_list(names)

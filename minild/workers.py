@@ -39,15 +39,17 @@ def weighted_shares(weights: list[int], parts: int, first: float = 1.0) -> list[
 
 
 def fork_map(n: int, jobs: int, run: Callable[[int, int], bool],
-             weights: list[int] | None = None, first: float = 1.0) -> list[tuple[int, int]]:
-    """fork_map runs run(lo, hi) over shares of range(n) (with weights, of
-    about equal weight, the first `first` times the others'): the first share
-    here, the others in jobs-1 forked children. run returns True when its share is done. fork_map returns
-    the shares still to do (the caller redoes them): a child's share whose run
+             cuts: list[tuple[int, int]] | None = None) -> list[tuple[int, int]]:
+    """fork_map runs run(lo, hi) over shares of range(n) (`cuts`, else equal
+    ones for up to `jobs` workers): the first share here, the others in forked
+    children. run returns True when its share is done. fork_map returns the
+    shares still to do (the caller redoes them): a child's share whose run
     returned False or raised, or the parent's own share if its run returned
-    False."""
-    parts = max(1, min(jobs, n)) if hasattr(os, "fork") else 1
-    cuts = shares(n, parts) if weights is None else weighted_shares(weights, parts, first)
+    False. Without fork(), the parent runs every share."""
+    if cuts is None:
+        cuts = shares(n, max(1, min(jobs, n)))
+    if not hasattr(os, "fork"):
+        return [c for c in cuts if not run(*c)]
     children = []
     for lo, hi in cuts[1:]:
         pid = os.fork()
