@@ -192,14 +192,17 @@ def parse_bench(stderr: str) -> list[dict]:
     """parse_bench reads the rows of `minild link --bench`'s table."""
     rows = []
     for line in stderr.splitlines():
-        cells = [c.strip() for c in line.strip().strip("│").split("│")]
+        raw = line.strip().strip("│").split("│")
+        cells = [c.strip() for c in raw]
         if len(cells) == 5:
             try:
                 wall, cpu, rss, peak = map(float, cells[1:])
             except ValueError:
                 continue
-            rows.append({"phase": cells[0], "wall_ms": wall, "cpu_ms": cpu, "rss_mib": rss,
-                         "peak_mib": peak})
+            # A part of a phase (loadlib's read, columns, resolve) is indented.
+            depth = (len(raw[0]) - len(raw[0].lstrip()) - 1) // 2
+            rows.append({"phase": cells[0], "depth": depth, "wall_ms": wall, "cpu_ms": cpu,
+                         "rss_mib": rss, "peak_mib": peak})
     return rows
 
 
@@ -215,7 +218,7 @@ def bench_phases(cmd: list[str], runs: int) -> list[dict]:
             per.setdefault(r["phase"], []).append(r)
     if not per:
         raise SystemExit("run.py: no phase table in minild's --bench output")
-    return [{"phase": ph, "n": len(rs),
+    return [{"phase": ph, "n": len(rs), "depth": rs[0]["depth"],
              **{k: statistics.median(r[k] for r in rs)
                 for k in ("wall_ms", "cpu_ms", "rss_mib", "peak_mib")},
              "wall_ms_min": min(r["wall_ms"] for r in rs),
@@ -322,7 +325,7 @@ def report(res: dict) -> None:
     for c in ("phase", "wall ms", "cpu ms", "rss MiB", "peak MiB"):
         t.add_column(c, justify="left" if c == "phase" else "right")
     for r in res["phases"]:
-        t.add_row(r["phase"], f"{r['wall_ms']:.1f}", f"{r['cpu_ms']:.1f}", f"{r['rss_mib']:.1f}",
+        t.add_row("  " * r.get("depth", 0) + r["phase"], f"{r['wall_ms']:.1f}", f"{r['cpu_ms']:.1f}", f"{r['rss_mib']:.1f}",
                   f"{r['peak_mib']:.1f}")
     console.print(t)
     steps = res["steps"]
