@@ -234,11 +234,15 @@ def read_objects(paths: list[str], jobs: int) -> list["Object | LinkError"]:
             sizes.append(0)   # read_object says what is wrong with it
     if jobs <= 1 or len(paths) < 2 or sum(sizes) < FORK_LOAD_BYTES or not hasattr(os, "fork"):
         return [_read_or_error(p) for p in paths]
-    # Decoded objects are smaller than their JSON (base64 is 4/3 of the bytes);
-    # twice the input leaves room for the int64 columns. Untouched pages of
-    # the mapping cost nothing.
-    base = np.concatenate(([0], np.cumsum([2 * z + (1 << 16) for z in sizes])))
-    shared = mmap.mmap(-1, int(base[-1]))
+    # A child's region: three times its files. Section bytes shrink from their
+    # base64, but narrow columns widen to int64; a share that does not fit is
+    # read again by the parent. Untouched pages of the mapping cost nothing,
+    # and where the system refuses the mapping, the parent reads everything.
+    base = np.concatenate(([0], np.cumsum([3 * z + (1 << 16) for z in sizes])))
+    try:
+        shared = _shared_mapping(int(base[-1]))
+    except (OSError, ValueError, OverflowError):
+        return [_read_or_error(p) for p in paths]
     results: list = [None] * len(paths)
 
     def run(lo: int, hi: int) -> bool:
@@ -260,6 +264,10 @@ def read_objects(paths: list[str], jobs: int) -> list["Object | LinkError"]:
     for lo, hi in redo:
         results[lo:hi] = [_read_or_error(p) for p in paths[lo:hi]]
     return results
+
+
+def _shared_mapping(size: int) -> mmap.mmap:
+    return mmap.mmap(-1, size)  # anonymous and MAP_SHARED: children write, the parent reads
 
 
 def _read_or_error(path: str):

@@ -128,3 +128,17 @@ def test_columns_are_written_narrow_and_read_wide(dt, values, width):
     d = Diagnostics()
     col = loader._column("x.obj", group, name, raw, len(values), d)
     assert not d and col.dtype == full and col.tolist() == values
+
+
+def test_no_shared_mapping_means_a_serial_read(tmp_path, monkeypatch):
+    paths = compact_copies(tmp_path)
+    serial = loader.read_objects(paths, 1)
+    monkeypatch.setattr(loader, "FORK_LOAD_BYTES", 0)
+
+    def refuse(*a, **k):
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(loader, "_shared_mapping", refuse)
+    monkeypatch.setattr(os, "fork", lambda: pytest.fail("forked without a shared mapping"))
+    for a, b in zip(serial, loader.read_objects(paths, 2)):
+        same(a, b)
