@@ -13,8 +13,8 @@ length per name, and resolution is numpy work over whole columns:
   references at once;
 * equal: every match is checked byte for byte, so a hash only ever narrows
   the search. A reference whose hash meets a definition with another name is
-  not defined (definitions' hashes are distinct, or SymbolTable refuses them
-  and the caller resolves by dict instead).
+  not defined: the definitions in a SymbolTable have distinct hashes (where
+  two defined names share one, link.definitions resolves by dict instead).
 
 Strings are made only for the few names a message or a map shows.
 """
@@ -82,7 +82,8 @@ class Names:
         body = u[1:-1]
         if len(body) == 0:
             return cls(PAD, np.zeros(0, np.int64), np.zeros(0, np.int64))
-        if body.min() < 0x20 or body.max() > 0x7E or (body == 0x5C).any():  # \ escapes
+        # ASCII, no escapes (\), no control characters: a name is its bytes.
+        if not raw.isascii() or b"\\" in raw or body.min() < 0x20:
             return None
         q = np.flatnonzero(body == 0x22) + 1
         if len(q) % 2 or len(q) == 0:
