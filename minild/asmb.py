@@ -71,7 +71,8 @@ def by_block(rblock: np.ndarray, nblocks: int) -> tuple[np.ndarray, np.ndarray]:
     ranges. The result is that of a stable argsort, which it falls back to
     when the runs are short."""
     n = len(rblock)
-    starts = np.flatnonzero(np.diff(rblock, prepend=rblock[:1] - 1)) if n else np.zeros(0, np.int64)
+    starts = np.flatnonzero(rblock[1:] != rblock[:-1]) + 1
+    starts = np.concatenate(([0], starts)) if n else starts
     if len(starts) > n // 16:
         kept = np.flatnonzero(rblock >= 0)
         rb = rblock[kept]

@@ -79,9 +79,21 @@ def gather(buf: np.ndarray, off: np.ndarray, size: int, order: str) -> np.ndarra
 
 
 def scatter(buf: np.ndarray, off: np.ndarray, size: int, order: str, vals: np.ndarray) -> None:
-    """scatter writes vals (truncated to size bytes, in byte order) at offsets off."""
+    """scatter writes vals (truncated to size bytes, in byte order) at offsets off,
+    one after another: where places overlap, the later one wins."""
     raw = vals.astype(np.uint64).astype(field_dtype(size, order)).view(np.uint8)
-    buf[off[:, None] + np.arange(size)] = raw.reshape(-1, size)
+    raw = raw.reshape(-1, size)
+    if size > 1 and len(off) > 1 and not (np.diff(off) >= size).all():
+        # Places out of order or overlapping: one row per relocation, in order.
+        buf[off[:, None] + np.arange(size)] = raw
+        return
+    # Places in order and apart (as relocations come): a byte plane at a time,
+    # half the time of the 2-D index above and without its N x size temporary.
+    at = off.copy()
+    for j in range(size):
+        if j:
+            at += 1
+        buf[at] = raw[:, j]
 
 
 @dataclass

@@ -102,3 +102,28 @@ def test_by_block_is_a_stable_sort_by_block(seed):
     assert order.tolist() == want.tolist()
     assert bounds.tolist() == [0] + np.cumsum(np.bincount(rblock[kept], minlength=nblocks)).tolist()
     assert by_block(np.zeros(0, np.int32), 3)[1].tolist() == [0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("size", [1, 2, 4, 8])
+@pytest.mark.parametrize("order", ["<", ">"])
+@pytest.mark.parametrize("layout", ["apart", "shuffled", "overlapping"])
+def test_scatter_writes_places_in_order(size, order, layout):
+    """reloc.scatter: places in order and apart go a byte plane at a time, others a
+    row per relocation; either way every place holds its value, and where places
+    overlap the later relocation wins, as when they are applied one by one."""
+    from minild.reloc import scatter
+    rng = np.random.default_rng(size)
+    n = 300
+    off = np.cumsum(rng.integers(size, size + 5, n)).astype(np.int64)
+    if layout == "shuffled":
+        off = rng.permutation(off)
+    elif layout == "overlapping":
+        off = np.sort(rng.integers(0, n * size // 2, n)).astype(np.int64)
+    vals = rng.integers(-(1 << 62), 1 << 62, n)
+    buf = np.zeros(int(off.max()) + size, np.uint8)
+    scatter(buf, off, size, order, vals)
+    want = np.zeros_like(buf)
+    for o, v in zip(off.tolist(), vals.tolist()):   # one by one: the later wins
+        field = (v % (1 << (8 * size))).to_bytes(size, "little" if order == "<" else "big")
+        want[o:o + size] = np.frombuffer(field, np.uint8)
+    assert (buf == want).all()
