@@ -123,8 +123,9 @@ def symbols(ctx, lay: Layout, strtab: StrTab, head: np.ndarray | None = None,
     # Undefined weak symbols stay in the table, once per name, as GNU ld keeps them.
     unres = np.flatnonzero((bind != LOCAL) & (ctx.sym_res < 0)
                            & ((bind == WEAK) | undefined))
+    unres_names = names.tolist(unres)
     first: dict[str, int] = {}
-    for name, i in zip(names.tolist(unres), unres.tolist()):
+    for name, i in zip(unres_names, unres.tolist()):
         first.setdefault(name, i)
     if first:
         glob = np.concatenate((glob, np.array(sorted(first.values()), np.int64)))
@@ -157,7 +158,7 @@ def symbols(ctx, lay: Layout, strtab: StrTab, head: np.ndarray | None = None,
     symidx = np.full(len(bind), -1, np.int64)
     symidx[glob] = nlocal + np.arange(len(glob))
     symidx[loc] = 1 + len(head) + spos
-    for name, i in zip(names.tolist(unres), unres.tolist()):
+    for name, i in zip(unres_names, unres.tolist()):
         symidx[i] = symidx[first[name]]
     return rows, nlocal, symidx
 
