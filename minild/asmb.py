@@ -14,8 +14,7 @@ after its relocations are applied, since there is no mapping to edit later.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+import msgspec
 import numpy as np
 
 from . import workers
@@ -28,8 +27,7 @@ BLOCK_SIZE = 1 << 20
 FORK_BLOCKS = 16
 
 
-@dataclass
-class Block:
+class Block(msgspec.Struct):
     fileoff: int
     size: int
     va: int

@@ -10,11 +10,11 @@ import os
 import resource
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+
+import msgspec
 
 
-@dataclass
-class Row:
+class Row(msgspec.Struct):
     phase: str
     wall: float     # seconds
     cpu: float      # seconds of this process and its (finished) forked workers

@@ -8,17 +8,17 @@ The CLI renders them; nothing below it prints.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import msgspec
+
 
 ERROR_LIMIT = 20
 
 
-@dataclass
-class Diag:
+class Diag(msgspec.Struct):
     """One error: a headline and the '>>> ' lines that locate it (lld's shape)."""
 
     message: str
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = msgspec.field(default_factory=list)
 
     def render(self) -> str:
         return "\n".join([self.message] + [">>> " + n for n in self.notes])

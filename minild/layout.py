@@ -10,8 +10,7 @@ into OutBuf's heap spill, as in Go's linker.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
+import msgspec
 import numpy as np
 
 from .errors import fail
@@ -22,8 +21,7 @@ def align_up(v: int, a: int) -> int:
     return (v + a - 1) & -a
 
 
-@dataclass
-class OutSection:
+class OutSection(msgspec.Struct):
     """OutSection is one section of the output: input sections of one kind."""
 
     name: str
@@ -44,13 +42,12 @@ class OutSection:
         return 0 if self.nobits else self.size
 
 
-@dataclass
-class Segment:
+class Segment(msgspec.Struct):
     """Segment is a run of output sections sharing permissions (a PT_LOAD in ELF)."""
 
     name: str
     perm: str                   # "rx", "r", "rw"; "" for dwarf (not loaded)
-    sections: list[OutSection] = field(default_factory=list)
+    sections: list[OutSection] = msgspec.field(default_factory=list)
     vaddr: int = 0              # of the segment's first byte (for text: of file offset 0)
     length: int = 0             # bytes in memory
     fileoff: int = 0

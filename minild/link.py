@@ -18,8 +18,8 @@ import itertools
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
 
+import msgspec
 import numpy as np
 
 from . import arch as archreg
@@ -39,8 +39,7 @@ from .outbuf import OutBuf
 DEFAULT_JOBS = min(os.cpu_count() or 1, 4)
 
 
-@dataclass
-class Options:
+class Options(msgspec.Struct):
     objects: list[str]
     output: str = "a.out"
     entry: str = "_start"
@@ -60,8 +59,7 @@ class Options:
     log: object = None          # called with a line to show the user (-v), or None
 
 
-@dataclass
-class Relocs:
+class Relocs(msgspec.Struct):
     """Relocs: every relocation of the link as columns (global ids)."""
 
     sec: np.ndarray
@@ -83,13 +81,14 @@ class Relocs:
         return ctx.sec_addr[sec] + off, ctx.defaddr[self.sym[k]]
 
 
-@dataclass
 class Link:
-    """Link is the context of one link: options, inputs, layout, output."""
+    """Link is the context of one link: options, inputs, layout, output. The
+    phases add what they compute as attributes (sec_addr, names, relocs, ...)."""
 
-    opts: Options
-    bench: Bench = field(default_factory=Bench)
-    objects: list[Object] = field(default_factory=list)
+    def __init__(self, opts: Options):
+        self.opts = opts
+        self.bench = Bench()
+        self.objects: list[Object] = []
 
     phase = property(lambda self: self.bench.phase)
 
@@ -523,7 +522,9 @@ def symaddrs(ctx: Link) -> None:
     adjust = ctx.arch.hook("adjust_relocs")
     relocates = getattr(ctx.format, "RELOCATES", True)
     if relocates and adjust is None:
-        return  # asmb computes each block's P and S (Relocs.PS), in parallel, and 16 bytes a relocation less memory
+        # asmb's writers compute each block's P and S (Relocs.PS), in parallel,
+        # and the link holds 16 bytes a relocation less.
+        return
     r.P = ctx.sec_addr[r.sec] + r.off
     r.S = defaddr[r.sym]
     if adjust is not None and relocates:

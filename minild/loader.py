@@ -13,7 +13,6 @@ from __future__ import annotations
 import mmap
 import os
 import pickle
-from dataclasses import dataclass
 from typing import Literal, Union
 
 import msgspec
@@ -128,8 +127,7 @@ COLUMNS = {
 
 # --- what loading produces ---------------------------------------------------
 
-@dataclass
-class Object:
+class Object(msgspec.Struct):
     """Object is one decoded, validated input: per-object columns."""
 
     path: str
@@ -670,7 +668,8 @@ def encode_compact(obj: Object, a: archreg.Arch) -> bytes:
                                                 obj.sec_size, obj.sec_data)],
         symbols=CSymbols(count=len(obj.sym_name),
                          name=msgspec.Raw(msgspec.json.encode(obj.sym_name.tolist())),
-                         section=b64(obj.sym_sec, "<i4"), value=b64(obj.sym_value.view(np.uint64), "<u8"),
+                         section=b64(obj.sym_sec, "<i4"),
+                         value=b64(obj.sym_value.view(np.uint64), "<u8"),
                          size=b64(obj.sym_size, "<u8"), binding=b64(obj.sym_bind, "u1"),
                          type=b64(obj.sym_type, "u1")),
         relocs=CRelocs(count=len(obj.rel_off), types=[a.howtos[t].name for t in used],

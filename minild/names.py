@@ -283,7 +283,8 @@ class SymbolTable:
 
     def get(self, name: str) -> int | None:
         """get returns the entry defining name, or None."""
-        h = Names.from_list([name]).hash(np.zeros(1, np.int64))[0]  # a hash depends on the bytes alone
+        # A hash depends on the bytes alone: hash the name in a table of its own.
+        h = Names.from_list([name]).hash(np.zeros(1, np.int64))[0]
         slot = int(h >> self.shift)
         while len(self.ids):
             rec = self.slots[slot]

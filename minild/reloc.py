@@ -11,9 +11,9 @@ millions of relocations inside the time budget (design.md, perf-anchors.md).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
+import msgspec
 import numpy as np
 
 # calc(S, A, P) -> value: all int64 arrays of one length.
@@ -52,8 +52,7 @@ def either(bits: int) -> tuple[int, int]:
     return -(1 << (bits - 1)), (1 << bits) - 1
 
 
-@dataclass(frozen=True)
-class Howto:
+class Howto(msgspec.Struct, frozen=True):
     """Howto says how one relocation type is applied (the name is BFD's)."""
 
     name: str           # psABI name, e.g. "R_X86_64_PC32"
@@ -96,8 +95,7 @@ def scatter(buf: np.ndarray, off: np.ndarray, size: int, order: str, vals: np.nd
         buf[at] = raw[:, j]
 
 
-@dataclass
-class Problem:
+class Problem(msgspec.Struct):
     """Problem: relocations of one type whose values failed a check."""
 
     howto: Howto

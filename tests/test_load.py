@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import EXAMPLES, minild, run_output
+from conftest import EXAMPLES, run_output
 from minild import arch, loader, workers
 from minild.errors import LinkError
 

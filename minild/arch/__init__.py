@@ -35,9 +35,9 @@ Optional hooks, each called only if the module (or variant) defines it:
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
 from types import ModuleType
 
+import msgspec
 import numpy as np
 
 from ..reloc import Howto
@@ -69,8 +69,7 @@ _TRIPLES = {
 }
 
 
-@dataclass
-class Arch:
+class Arch(msgspec.Struct):
     """Arch is one target as the pipeline sees it."""
 
     name: str
@@ -85,12 +84,13 @@ class Arch:
     rela: bool              # relocatable objects carry explicit addends
     howtos: list[Howto]
     triple: str = ""        # GNU target triple
-    index: dict[str, int] = field(default_factory=dict)  # psABI name -> howtos index
-    overrides: dict = field(default_factory=dict)        # variant(name): per-name hooks
+    index: dict[str, int] = msgspec.field(default_factory=dict)  # psABI name -> howtos index
+    widths: np.ndarray | None = None   # place size per howto (set from howtos)
+    overrides: dict = msgspec.field(default_factory=dict)        # variant(name): per-name hooks
 
     def __post_init__(self):
         self.index = {h.name: i for i, h in enumerate(self.howtos)}
-        self.widths = np.array([h.size for h in self.howtos], np.int64)  # place size per howto
+        self.widths = np.array([h.size for h in self.howtos], np.int64)
 
     @property
     def ptr_size(self) -> int:
