@@ -23,7 +23,6 @@ import msgspec
 import numpy as np
 
 from . import arch as archreg
-from . import extld
 from . import format as formats
 from .asmb import BLOCK_SIZE, asmb
 from .bench import Bench
@@ -158,6 +157,7 @@ def link(opts: Options) -> Link:
                 # Remove the empty file mkstemp made (the name stays ours for
                 # the moment), so that a linker that writes nothing is caught.
                 os.unlink(final.name)
+                from . import extld  # subprocess and shutil: only for this path
                 extld.run(ctx, obj, final.name, opts.log)
     finally:
         if not opts.tmpdir:
