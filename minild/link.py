@@ -330,8 +330,11 @@ def columns(ctx: Link, objs: list[Object]) -> None:
     rsec, rsym = cat("rel_sec"), cat("rel_sym")
     rebase(rsec, nrel, secbase)
     rebase(rsym, nrel, symbase)
-    ctx.relocs = Relocs(sec=rsec, off=cat("rel_off"), type=cat("rel_type"), sym=rsym,
-                        add=cat("rel_add"))
+    # Offsets and addends are int32 in objects that allow it (loader.NARROW):
+    # int64 link-wide only if some object needs it.
+    wide = lambda f: np.result_type(np.int32, *(getattr(o, f).dtype for o in objs))  # noqa: E731
+    ctx.relocs = Relocs(sec=rsec, off=cat("rel_off", wide("rel_off")), type=cat("rel_type"),
+                        sym=rsym, add=cat("rel_add", wide("rel_add")))
 
 
 def rebase(col: np.ndarray, counts: np.ndarray, base: np.ndarray, defined_only=False) -> None:

@@ -144,10 +144,10 @@ class Object(msgspec.Struct):
     sym_bind: np.ndarray      # uint8
     sym_type: np.ndarray      # uint8
     rel_sec: np.ndarray       # int32
-    rel_off: np.ndarray       # int64
+    rel_off: np.ndarray       # int32 where the object's sections are < 2 GiB, else int64
     rel_type: np.ndarray      # int16: index into the arch's howtos
     rel_sym: np.ndarray       # int32: index into this object's symbols
-    rel_add: np.ndarray       # int64
+    rel_add: np.ndarray       # int32 where the file's column is 4 bytes or less, else int64
 
     @classmethod
     def empty(cls, path: str, arch: str) -> "Object":
@@ -516,7 +516,16 @@ def _column(path: str, group: str, name: str, raw: bytes, count: int, d: Diagnos
                 f"got {len(raw)} bytes")
         return np.zeros(0, dt)  # never used: the caller checks before it reads columns
     col = np.frombuffer(raw, np.dtype(f"{dt.kind}{width}").newbyteorder("<"))
+    narrow = NARROW.get((group, name))
+    if narrow is not None and width <= narrow.itemsize:
+        return col.astype(narrow)
     return col if width == dt.itemsize else col.astype(dt)
+
+
+# Columns kept narrower than their type when the file's width allows it: the
+# link-wide column is int32 unless some object needs int64 (loadlib.columns),
+# half the memory for millions of addends.
+NARROW = {("relocs", "addend"): np.dtype(np.int32)}
 
 
 _WIDTHS = (1, 2, 4, 8)
@@ -647,7 +656,10 @@ def _from_compact(path: str, doc: Compact, a: archreg.Arch, d: Diagnostics) -> O
         sec_size=sec_size, sec_data=datas,
         sym_name=names, sym_sec=ssec.astype(np.int32), sym_value=sval.view(np.int64),
         sym_size=ssize.astype(np.int64), sym_bind=sbind, sym_type=stype,
-        rel_sec=rsec32, rel_off=roff.astype(np.int64), rel_type=gtype,
+        # Offsets are inside their sections (checked above): int32 unless a
+        # section is 2 GiB or more.
+        rel_sec=rsec32, rel_off=roff.astype(np.int32 if not len(sizes) or max(sizes) < 1 << 31
+                                            else np.int64), rel_type=gtype,
         rel_sym=rsym.astype(np.int32), rel_add=radd)
 
 
