@@ -1,16 +1,15 @@
 """workers: run shares of a link's work in forked children.
 
-CPython threads take turns on the GIL, so the parallel parts of a link (symbol
-lookups in loadlib, block writing in asmb) run in forked children instead: a
+CPython threads take turns on the GIL, so the parallel parts of a link (reading
+objects in loadlib, block writing in asmb) run in forked children instead: a
 child inherits the whole link context for free (copy-on-write), does its share,
-and leaves its results where the parent sees them: in the shared mapping of the
-output file (asmb) or in an anonymous shared mapping (lookups). A child that
-fails, or whose share needs more than writing (a relocation error to report),
-exits non-zero and the parent redoes that share itself; the work is
-deterministic, so redoing it writes the same bytes. Where fork() does not
-exist, everything runs in the parent.
+and leaves its results where the parent sees them: in an anonymous shared
+mapping (loader.read_objects) or in the shared mapping of the output file
+(asmb). A child that fails, or whose share needs more than writing (a region
+too small, a relocation error to report), exits non-zero and the parent redoes
+that share itself; the work is deterministic, so redoing it gives the same
+objects and bytes. Where fork() does not exist, everything runs in the parent.
 """
-
 from __future__ import annotations
 
 import os
