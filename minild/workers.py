@@ -10,6 +10,7 @@ too small, a relocation error to report), exits non-zero and the parent redoes
 that share itself; the work is deterministic, so redoing it gives the same
 objects and bytes. Where fork() does not exist, everything runs in the parent.
 """
+
 from __future__ import annotations
 
 import os
