@@ -59,35 +59,44 @@ def cut_blocks(ctx, block_size: int) -> tuple[list[Block], np.ndarray]:
     return blocks, sec_block
 
 
-def by_block(rblock: np.ndarray, nblocks: int) -> tuple[np.ndarray, np.ndarray]:
-    """by_block orders relocations by their block (-1: none, left out), in
-    relocation order within a block: block i's are order[bounds[i]:bounds[i+1]].
+class ByBlock:
+    """ByBlock gives each block's relocations (block -1: none, left out), in
+    relocation order: ByBlock(rblock, n)(i) for block i.
 
     Relocations come in runs of one block (an object's relocations for one
     section, usually together), so this sorts the runs, not the relocations:
-    a stable sort of a few thousand run keys, then the runs laid out as
-    ranges. The result is that of a stable argsort, which it falls back to
-    when the runs are short."""
-    n = len(rblock)
-    starts = np.flatnonzero(rblock[1:] != rblock[:-1]) + 1
-    starts = np.concatenate(([0], starts)) if n else starts
-    if len(starts) > n // 16:
-        kept = np.flatnonzero(rblock >= 0)
-        rb = rblock[kept]
-        order = kept[np.argsort(rb, kind="stable")]
-        counts = np.bincount(rb, minlength=nblocks)
-    else:
-        lens = np.diff(starts, append=n)
-        keys = rblock[starts]
-        runs = np.argsort(keys, kind="stable")
-        runs = runs[keys[runs] >= 0]                      # drop the left-out runs
-        lens_sorted = lens[runs]
-        # Each output position: its run's start plus its distance into the run.
-        first = np.cumsum(lens_sorted) - lens_sorted
-        order = np.arange(int(lens_sorted.sum()), dtype=np.int64) + np.repeat(
-            starts[runs] - first, lens_sorted)
-        counts = np.bincount(keys[runs], weights=lens_sorted, minlength=nblocks).astype(np.int64)
-    return order, np.concatenate(([0], np.cumsum(counts)))
+    a stable sort of a few thousand run keys. A block's relocation ids are laid
+    out from its runs when it is written, by whichever worker writes it. The
+    result is that of a stable argsort, which is the fallback when the runs
+    are short."""
+
+    def __init__(self, rblock: np.ndarray, nblocks: int):
+        n = len(rblock)
+        starts = np.flatnonzero(rblock[1:] != rblock[:-1]) + 1
+        starts = np.concatenate(([0], starts)) if n else starts
+        self.order = None
+        if len(starts) > n // 16:
+            kept = np.flatnonzero(rblock >= 0)
+            rb = rblock[kept]
+            self.order = kept[np.argsort(rb, kind="stable")]
+            counts = np.bincount(rb, minlength=nblocks)
+        else:
+            lens = np.diff(starts, append=n)
+            keys = rblock[starts]
+            runs = np.argsort(keys, kind="stable")
+            runs = runs[keys[runs] >= 0]                   # drop the left-out runs
+            self.run_start, self.run_len = starts[runs], lens[runs]
+            counts = np.bincount(keys[runs], minlength=nblocks)   # runs per block
+        self.bounds = np.concatenate(([0], np.cumsum(counts)))
+
+    def __call__(self, i: int) -> np.ndarray:
+        lo, hi = int(self.bounds[i]), int(self.bounds[i + 1])
+        if self.order is not None:
+            return self.order[lo:hi]
+        start, length = self.run_start[lo:hi], self.run_len[lo:hi]
+        # Each position: its run's start plus its distance into the run.
+        first = np.cumsum(length) - length
+        return np.arange(int(length.sum()), dtype=np.int64) + np.repeat(start - first, length)
 
 
 def fill(buf: np.ndarray, pad: bytes, va: int) -> None:
@@ -104,7 +113,7 @@ def asmb(ctx, out, jobs: int, block_size: int = BLOCK_SIZE) -> None:
     """asmb writes all section bytes and applies all relocations."""
     blocks, sec_block = cut_blocks(ctx, block_size)
     r = ctx.relocs
-    order, bounds = by_block(sec_block[r.sec], len(blocks))
+    block_relocs = ByBlock(sec_block[r.sec], len(blocks))
     howtos, byteorder = ctx.arch.howtos, ctx.arch.order
     # A format that leaves relocation to another linker says what to do instead.
     apply = getattr(ctx.format, "apply_relocs", None)
@@ -121,7 +130,7 @@ def asmb(ctx, out, jobs: int, block_size: int = BLOCK_SIZE) -> None:
                 buf[o:o + len(data)] = np.frombuffer(data, np.uint8)
         # This block's relocations, gathered here rather than all at once: the
         # link never holds a second, sorted copy of every relocation column.
-        k = order[bounds[i]:bounds[i + 1]]
+        k = block_relocs(i)
         sec, roff = r.sec[k], r.off[k]
         off = ctx.sec_fileoff[sec] + roff - b.fileoff
         P, S = r.PS(ctx, k, sec, roff)

@@ -85,10 +85,11 @@ def test_many_types_in_one_block_apply_in_one_pass():
 
 @pytest.mark.parametrize("seed", range(6))
 def test_by_block_is_a_stable_sort_by_block(seed):
-    """asmb.by_block sorts runs of relocations, not relocations: the same order
-    as a stable argsort, with left-out relocations (block -1) dropped, whether
-    the input comes in long runs (the fast path) or scattered (the fallback)."""
-    from minild.asmb import by_block
+    """asmb.ByBlock sorts runs of relocations, not relocations: block by block,
+    the order of a stable argsort, with left-out relocations (block -1)
+    dropped, whether the input comes in long runs (the fast path) or
+    scattered (the fallback)."""
+    from minild.asmb import ByBlock
     rng = np.random.default_rng(seed)
     nblocks = int(rng.integers(1, 40))
     if seed % 2:
@@ -96,12 +97,13 @@ def test_by_block_is_a_stable_sort_by_block(seed):
     else:
         runs = rng.integers(-1, nblocks, 200)
         rblock = np.repeat(runs, rng.integers(1, 200, 200)).astype(np.int32)  # long runs
-    order, bounds = by_block(rblock, nblocks)
-    kept = np.flatnonzero(rblock >= 0)
-    want = kept[np.argsort(rblock[kept], kind="stable")]
-    assert order.tolist() == want.tolist()
-    assert bounds.tolist() == [0] + np.cumsum(np.bincount(rblock[kept], minlength=nblocks)).tolist()
-    assert by_block(np.zeros(0, np.int32), 3)[1].tolist() == [0, 0, 0, 0]
+    by = ByBlock(rblock, nblocks)
+    assert (by.order is None) == (seed % 2 == 0)
+    for i in range(nblocks):
+        want = np.flatnonzero(rblock == i)
+        assert by(i).tolist() == want.tolist(), i
+    empty = ByBlock(np.zeros(0, np.int32), 3)
+    assert [len(empty(i)) for i in range(3)] == [0, 0, 0]
 
 
 @pytest.mark.parametrize("size", [1, 2, 4, 8])
