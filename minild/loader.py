@@ -303,7 +303,7 @@ def _ship(objs: list, shared: mmap.mmap, lo: int, hi: int) -> bool:
                 a = np.ascontiguousarray(getattr(o, f))
                 arrays[f] = (*put(a), a.dtype.str)
             n = o.sym_name
-            names = (put(n.blob), *(put(np.ascontiguousarray(x))
+            names = (put(n.blob), *((*put(np.ascontiguousarray(x)), x.dtype.str)
                                     for x in (n.start, n.length, n.hashes())))
             data = [None if x is None else put(x) for x in o.sec_data]
             metas.append((o.path, o.arch, o.sec_name, arrays, names, data))
@@ -330,16 +330,18 @@ def _unship(shared: mmap.mmap, lo: int) -> list:
             out.append(m)
             continue
         path, arch, sec_name, arrays, (blob, start, length, hashes), data = m
-        cols = {f: np.frombuffer(shared, np.dtype(dt), n // np.dtype(dt).itemsize, off)
-                for f, (off, n, dt) in arrays.items()}
-        names = Names(bytes(view[blob[0]:blob[0] + blob[1]]),
-                      np.frombuffer(shared, np.int64, start[1] // 8, start[0]),
-                      np.frombuffer(shared, np.int64, length[1] // 8, length[0]),
-                      np.frombuffer(shared, np.uint64, hashes[1] // 8, hashes[0]))
+        cols = {f: _view(shared, *a) for f, a in arrays.items()}
+        names = Names(bytes(view[blob[0]:blob[0] + blob[1]]), _view(shared, *start),
+                      _view(shared, *length), _view(shared, *hashes))
         sec_data = [None if d is None else view[d[0]:d[0] + d[1]] for d in data]
         out.append(Object(path=path, arch=arch, sec_name=sec_name, sec_data=sec_data,
                           sym_name=names, **cols))
     return out
+
+
+def _view(shared: mmap.mmap, off: int, size: int, dtype: str) -> np.ndarray:
+    """_view is the array a child shipped at shared[off:off + size]."""
+    return np.frombuffer(shared, dtype, size // np.dtype(dtype).itemsize, off)
 
 
 def _msgspec_message(e: msgspec.ValidationError) -> str:
