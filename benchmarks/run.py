@@ -194,15 +194,15 @@ def parse_bench(stderr: str) -> list[dict]:
     for line in stderr.splitlines():
         raw = line.strip().strip("│").split("│")
         cells = [c.strip() for c in raw]
-        if len(cells) == 5:
+        if len(cells) == 6:
             try:
-                wall, cpu, rss, peak = map(float, cells[1:])
+                wall, cpu, faults, rss, peak = map(float, cells[1:])
             except ValueError:
                 continue
             # A part of a phase (loadlib's read, columns, resolve) is indented.
             depth = (len(raw[0]) - len(raw[0].lstrip()) - 1) // 2
             rows.append({"phase": cells[0], "depth": depth, "wall_ms": wall, "cpu_ms": cpu,
-                         "rss_mib": rss, "peak_mib": peak})
+                         "faults": faults, "rss_mib": rss, "peak_mib": peak})
     return rows
 
 
@@ -220,7 +220,7 @@ def bench_phases(cmd: list[str], runs: int) -> list[dict]:
         raise SystemExit("run.py: no phase table in minild's --bench output")
     return [{"phase": ph, "n": len(rs), "depth": rs[0]["depth"],
              **{k: statistics.median(r[k] for r in rs)
-                for k in ("wall_ms", "cpu_ms", "rss_mib", "peak_mib")},
+                for k in ("wall_ms", "cpu_ms", "faults", "rss_mib", "peak_mib")},
              "wall_ms_min": min(r["wall_ms"] for r in rs),
              "wall_ms_max": max(r["wall_ms"] for r in rs)}
             for ph, rs in per.items()]
@@ -322,10 +322,11 @@ def report(res: dict) -> None:
             t.add_row(k, ms(s["wall"]), ms(s["cpu"]), mib(s["peak"]))
         console.print(t)
     t = Table(title=f"minild link --bench (medians of {res['phases'][0]['n']} runs)")
-    for c in ("phase", "wall ms", "cpu ms", "rss MiB", "peak MiB"):
+    for c in ("phase", "wall ms", "cpu ms", "faults", "rss MiB", "peak MiB"):
         t.add_column(c, justify="left" if c == "phase" else "right")
     for r in res["phases"]:
-        t.add_row("  " * r.get("depth", 0) + r["phase"], f"{r['wall_ms']:.1f}", f"{r['cpu_ms']:.1f}", f"{r['rss_mib']:.1f}",
+        t.add_row("  " * r.get("depth", 0) + r["phase"], f"{r['wall_ms']:.1f}",
+                  f"{r['cpu_ms']:.1f}", f"{r.get('faults', 0):.0f}", f"{r['rss_mib']:.1f}",
                   f"{r['peak_mib']:.1f}")
     console.print(t)
     steps = res["steps"]

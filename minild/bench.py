@@ -1,7 +1,9 @@
 """bench: per-phase wall time, CPU time and memory of a link (--bench).
 
 Like Go's `-benchmark`: each phase of link() runs under Bench.phase, which
-records how long it took and the process's resident and peak memory after it.
+records how long it took, how many pages the process touched for the first
+time (minor faults: on a VM a fresh page can cost more than the work done in
+it), and the process's resident and peak memory after it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ class Row(msgspec.Struct):
     cpu: float      # seconds of this process and its (finished) forked workers
     rss: int        # bytes resident after the phase
     peak: int       # bytes, peak resident so far
+    faults: int = 0      # minor page faults of this process (not its workers)
     start: float = 0.0   # perf_counter at the start
     depth: int = 0       # 1 for a part of a phase (loadlib's read, resolve), ...
 
@@ -42,6 +45,10 @@ def cpu_time() -> float:
     return t
 
 
+def faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def rss_peak() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
@@ -53,20 +60,21 @@ class Bench:
         self.rows: list[Row] = []
         self.start = time.perf_counter()
         self.cpu_start = cpu_time()
+        self.faults_start = faults()
         self.depth = 0
 
     @contextmanager
     def phase(self, name: str):
         """phase times the block under name; a phase inside another is a part
         of it (its row comes after the outer one's and is indented)."""
-        t0, c0 = time.perf_counter(), cpu_time()
+        t0, c0, f0 = time.perf_counter(), cpu_time(), faults()
         self.depth += 1
         try:
             yield
         finally:
             self.depth -= 1
             self.rows.append(Row(name, time.perf_counter() - t0, cpu_time() - c0,
-                                 rss_now(), rss_peak(), t0, self.depth))
+                                 rss_now(), rss_peak(), faults() - f0, t0, self.depth))
 
     def ordered(self) -> list[Row]:
         """ordered returns the rows in the order the phases started."""
@@ -74,4 +82,5 @@ class Bench:
 
     def total(self) -> Row:
         return Row("total", time.perf_counter() - self.start,
-                   cpu_time() - self.cpu_start, rss_now(), rss_peak())
+                   cpu_time() - self.cpu_start, rss_now(), rss_peak(),
+                   faults() - self.faults_start)

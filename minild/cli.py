@@ -192,11 +192,11 @@ def link_cmd(objects, output, entry, headtype, text_addr, round_, strip, jobs, n
 def print_bench(b) -> None:
     rows = b.ordered() + [b.total()]   # before rich's import (Table) adds its ~15 ms to "total"
     t = Table(title="minild phases")
-    for c in ("phase", "wall ms", "cpu ms", "rss MiB", "peak MiB"):
+    for c in ("phase", "wall ms", "cpu ms", "faults", "rss MiB", "peak MiB"):
         t.add_column(c, justify="right" if c != "phase" else "left")
     for r in rows:
         t.add_row("  " * r.depth + r.phase, f"{r.wall * 1e3:.1f}", f"{r.cpu * 1e3:.1f}",
-                  f"{r.rss / 2**20:.1f}", f"{r.peak / 2**20:.1f}")
+                  str(r.faults), f"{r.rss / 2**20:.1f}", f"{r.peak / 2**20:.1f}")
     err.print(t)
 
 

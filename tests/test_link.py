@@ -5,6 +5,7 @@ flags do what they say, and every way of writing gives the same bytes."""
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -190,7 +191,22 @@ def test_bench_and_verbose(tmp_path):
     for phase in ("loadlib", "dodata", "address", "layout", "mmap", "asmb", "asmb2", "munmap",
                   "total"):
         assert phase in p.stderr
-    assert "peak MiB" in p.stderr and "linked 3 objects" in p.stderr
+    assert "peak MiB" in p.stderr and "faults" in p.stderr and "linked 3 objects" in p.stderr
+
+
+def test_benchmark_reads_the_bench_table(tmp_path):
+    """benchmarks/run.py parses --bench's table: every phase, its parts
+    indented, every column a number."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "bench_run", Path(__file__).resolve().parent.parent / "benchmarks" / "run.py")
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
+    p = minild("link", *MULTI, "-o", tmp_path / "b", "--bench")
+    rows = {r["phase"]: r for r in run.parse_bench(p.stderr)}
+    assert {"loadlib", "read", "columns", "resolve", "asmb", "total"} <= rows.keys()
+    assert rows["read"]["depth"] == 1 and rows["loadlib"]["depth"] == 0
+    assert all(r["faults"] >= 0 and r["peak_mib"] > 0 for r in rows.values())
 
 
 def test_inspect(tmp_path):
