@@ -38,8 +38,9 @@ def _tune_malloc() -> None:
 
 import click
 
-from . import __version__
+from . import __version__, readahead
 from .errors import InternalError, LinkError
+from .workers import DEFAULT_JOBS
 
 
 
@@ -154,25 +155,33 @@ def main():
 def link_cmd(objects, output, entry, headtype, text_addr, round_, strip, jobs, no_mmap, bench,
              map_path, map_format, verbose, externallink, extld, extldflags, tmpdir, libc):
     """Link OBJECTS (minild JSON objects, any file extension) into an executable."""
-    _tune_malloc()
-    from .link import DEFAULT_JOBS, Options, link
-    from .mapfile import write_map
-
-    opts = Options(objects=list(objects), output=output, entry=entry, headtype=headtype,
-                   text_addr=text_addr, round=round_, strip=strip,
-                   jobs=jobs or DEFAULT_JOBS, mmap=not no_mmap, externallink=externallink,
-                   extld=extld, extldflags=extldflags, tmpdir=tmpdir, libc=libc,
-                   log=(lambda line: err.print(line, markup=False)) if verbose else None)
     if (extld or extldflags or tmpdir or libc) and not externallink:
         raise click.UsageError("--extld, --extldflags, --tmpdir and --libc need --externallink")
+    jobs = jobs or DEFAULT_JOBS
+    # Decoding starts now, in a forked child, while this process imports
+    # numpy and the rest of the linker (minild.readahead).
+    ahead = readahead.start(list(objects), jobs)
+    try:
+        _tune_malloc()
+        from .link import Options, link
+        from .mapfile import write_map
 
-    def go():
-        ctx = link(opts)
-        if map_path:
-            write_map(ctx, map_path, map_format)
-        return ctx
+        opts = Options(objects=list(objects), output=output, entry=entry, headtype=headtype,
+                       text_addr=text_addr, round=round_, strip=strip, jobs=jobs,
+                       mmap=not no_mmap, externallink=externallink, extld=extld,
+                       extldflags=extldflags, tmpdir=tmpdir, libc=libc, ahead=ahead,
+                       log=(lambda line: err.print(line, markup=False)) if verbose else None)
 
-    ctx = run(go)
+        def go():
+            ctx = link(opts)
+            if map_path:
+                write_map(ctx, map_path, map_format)
+            return ctx
+
+        ctx = run(go)
+    finally:
+        if ahead is not None:
+            ahead.cancel()   # a link that failed before reading: no child left behind
     if verbose:
         fmt = ctx.format.__name__.rpartition(".")[2]
         err.print(f"minild: linked {len(objects)} objects ({ctx.arch.name}, {fmt}) into "

@@ -31,11 +31,8 @@ from .layout import address, dodata, layout
 from .loader import ABS, GLOBAL, LOCAL, SECTION_TYPE, UNDEF, WEAK, Object, read_objects
 from .names import Names, SymbolTable
 from .outbuf import OutBuf
+from .workers import DEFAULT_JOBS
 
-# -j: forked workers for block writing (minild.workers); -jN is byte-identical
-# to -j1, and faster on the large benchmark (docs/performance.md), so the
-# default is parallel.
-DEFAULT_JOBS = min(os.cpu_count() or 1, 4)
 
 
 class Options(msgspec.Struct):
@@ -56,6 +53,9 @@ class Options(msgspec.Struct):
     tmpdir: str | None = None
     libc: bool = False
     log: object = None          # called with a line to show the user (-v), or None
+    # A minild.readahead.ReadAhead the CLI started before importing numpy: the
+    # documents it decoded are not decoded again.
+    ahead: object = None
 
 
 class Relocs(msgspec.Struct):
@@ -267,7 +267,12 @@ def loadlib(ctx: Link) -> None:
     d = Diagnostics()
     objs = []
     with ctx.phase("read"):
-        read = read_objects(ctx.opts.objects, ctx.opts.jobs)
+        ahead = ctx.opts.ahead
+        decoded = ahead.collect() if ahead is not None else {}
+        if ctx.opts.log and ahead is not None:
+            ctx.opts.log(f"minild: read ahead: decoded {len(decoded)} of "
+                         f"{len(ctx.opts.objects)} objects while starting")
+        read = read_objects(ctx.opts.objects, ctx.opts.jobs, decoded)
     for o in read:
         if isinstance(o, LinkError):
             for x in o.diags:

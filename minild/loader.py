@@ -1,11 +1,11 @@
-"""loader: the object format (loadlib's half of the pipeline).
+"""loader: validated columns from decoded objects (loadlib's read).
 
 An object is one JSON document in one of two encodings of the same schema
-(docs/object-format.md): "readable" (hex bytes, relocation records, symbols by
-name) for people, and "compact" (base64 bytes, base64-packed integer columns) for
-programs and large links. Both decode, with msgspec, into the same Objects: numpy
-columns for symbols and relocations, so that later phases never see a Python
-object per relocation. Every check reports the file and the JSON path.
+(docs/object-format.md, minild.schema): "readable" (hex bytes, relocation
+records, symbols by name) for people, and "compact" (base64 bytes, base64-packed
+integer columns) for programs and large links. Both become the same Objects:
+numpy columns for symbols and relocations, so that later phases never see a
+Python object per relocation. Every check reports the file and the JSON path.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import mmap
 import os
 import pickle
-from typing import Literal, Union
 
 import msgspec
 import numpy as np
@@ -22,100 +21,20 @@ from . import arch as archreg
 from . import workers
 from .errors import Diagnostics, LinkError, fail
 from .names import Names
+# The schema and decoding live apart from numpy (minild.readahead); they are
+# loader's vocabulary too, so they are re-exported from here.
+from .schema import (BINDINGS, FORMAT_VERSION, KINDS, TYPES, Compact, CRelocs,  # noqa: F401
+                     CSection, CSymbols, Readable, Reloc, Section, Symbol, decode,
+                     msgspec_message)
 
-FORMAT_VERSION = 1
-
-KINDS = ("text", "rodata", "data", "bss", "dwarf")
 KIND_ID = {k: i for i, k in enumerate(KINDS)}
-BINDINGS = ("local", "global", "weak")
 LOCAL, GLOBAL, WEAK = 0, 1, 2
-TYPES = ("notype", "object", "func", "section")
 SECTION_TYPE = 3
 MAX_ALIGN = 1 << 31   # section alignment, at most (fits ELF32's sh_addralign)
 MAX_SIZE = 1 << 62    # sizes, at most (addresses stay in int64 arithmetic)
 UNDEF = -1   # symbol section index: undefined
 ABS = -2     # symbol section index: absolute value
 
-Kind = Literal["text", "rodata", "data", "bss", "dwarf"]
-
-
-# --- the schema (readable) -------------------------------------------------
-
-class Reloc(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    offset: int
-    type: str
-    symbol: str
-    addend: int = 0
-
-
-class Section(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    name: str
-    kind: Kind
-    align: int = 1
-    data: str | None = None        # hex; whitespace allowed between bytes
-    size: int | None = None        # bss only
-    relocs: list[Reloc] = []
-
-
-class Symbol(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    name: str
-    section: str | None = None     # None: undefined; "*ABS*": absolute
-    value: int = 0
-    size: int = 0
-    binding: Literal["local", "global", "weak"] = "global"
-    type: Literal["notype", "object", "func", "section"] = "notype"
-
-
-class Readable(msgspec.Struct, tag_field="encoding", tag="readable", forbid_unknown_fields=True):
-    version: int
-    arch: str
-    sections: list[Section]
-    symbols: list[Symbol] = []
-
-
-# --- the schema (compact) --------------------------------------------------
-
-class CSection(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    name: str
-    kind: Kind
-    align: int = 1
-    data: bytes | None = None      # base64 in JSON; msgspec decodes it in its parse
-    size: int | None = None        # bss only
-
-
-class CSymbols(msgspec.Struct, forbid_unknown_fields=True):
-    count: int
-    # A JSON array of strings, kept as its text: minild.names reads the names
-    # from it without a str object per name (or decodes it when it must).
-    name: msgspec.Raw
-    # Columns: base64 in JSON, decoded by msgspec during the parse (2-3x faster
-    # than a str field and binascii afterwards).
-    section: bytes  # int32 LE: section index, -1 undefined, -2 absolute
-    value: bytes    # uint64 LE
-    size: bytes     # uint64 LE
-    binding: bytes  # uint8: 0 local, 1 global, 2 weak
-    type: bytes     # uint8: 0 notype, 1 object, 2 func, 3 section
-
-
-class CRelocs(msgspec.Struct, forbid_unknown_fields=True):
-    count: int
-    types: list[str]  # psABI names; the type column indexes this list
-    section: bytes  # uint32 LE
-    offset: bytes   # uint64 LE
-    type: bytes     # uint16 LE
-    symbol: bytes   # uint32 LE: index into symbols
-    addend: bytes   # int64 LE
-
-
-class Compact(msgspec.Struct, tag_field="encoding", tag="compact", forbid_unknown_fields=True):
-    version: int
-    arch: str
-    sections: list[CSection]
-    symbols: CSymbols
-    relocs: CRelocs
-
-
-_decoder = msgspec.json.Decoder(Union[Readable, Compact])
 
 COLUMNS = {
     ("symbols", "section"): "<i4", ("symbols", "value"): "<u8", ("symbols", "size"): "<u8",
@@ -158,38 +77,12 @@ class Object(msgspec.Struct):
                    z(np.uint8), z(np.int32), z(np.int64), z(np.int16), z(np.int32), z(np.int64))
 
 
-def read_object(path: str) -> Object:
-    """read_object decodes and validates one object file (raises LinkError)."""
-    try:
-        f = open(path, "rb")
-    except OSError as e:
-        raise fail(f"cannot open {path}: {e.strerror}")
-    with f:
-        try:
-            size = os.fstat(f.fileno()).st_size
-            # Decode straight from a read-only mapping: no copy of the file in the heap.
-            buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
-        except (OSError, ValueError) as e:
-            raise fail(f"cannot read {path}: {e}")
-        try:
-            doc = _decoder.decode(buf)
-            if isinstance(doc, Compact):
-                # A Raw holds on to the buffer it came from: copy it out before
-                # the mapping closes.
-                doc.symbols.name = bytes(doc.symbols.name)
-        except msgspec.ValidationError as e:
-            m = _msgspec_message(e)
-            if "Missing required field `encoding`" in m or "Invalid value" in m and "encoding" in m:
-                m += ' (expected "encoding": "readable" or "compact")'
-            raise fail(f"{path}: invalid object: {m}")
-        except msgspec.DecodeError as e:
-            raise fail(f"{path}: not a minild object: {e}")
-        finally:
-            if isinstance(buf, mmap.mmap):
-                buf.close()
-    if doc.version != FORMAT_VERSION:
-        raise fail(f"{path}: $.version: unsupported object format version {doc.version}; "
-                   f"expected {FORMAT_VERSION}")
+def read_object(path: str, doc: Readable | Compact | None = None) -> Object:
+    """read_object decodes and validates one object file (raises LinkError);
+    given doc, the file as decoded already (minild.readahead), it only
+    validates."""
+    if doc is None:
+        doc = decode(path)
     try:
         a = archreg.lookup(doc.arch)
     except (KeyError, ModuleNotFoundError):
@@ -204,34 +97,44 @@ def read_object(path: str) -> Object:
     return obj
 
 
-# Below this many bytes of input, a forked reader costs more than it saves.
+# Below this much work (bytes of input), a forked reader costs more than it saves.
 FORK_LOAD_BYTES = 16 << 20
 # The parent reads this many times a child's share: a child also copies its
 # results into shared memory. On the large benchmark the parent waited for its
 # child ~25 ms at 1.3 and not at all at 1.6.
 PARENT_SHARE = 1.5
+# A file decoded already (minild.readahead) costs about this part of a whole
+# read: validation and hashing take about as long as msgspec's decoding.
+DECODED_SHARE = 0.5
 
 _ARRAYS = ("sec_kind", "sec_align", "sec_size", "sym_sec", "sym_value", "sym_size", "sym_bind",
            "sym_type", "rel_sec", "rel_off", "rel_type", "rel_sym", "rel_add")
 
 
-def read_objects(paths: list[str], jobs: int) -> list["Object | LinkError"]:
+def read_objects(paths: list[str], jobs: int, decoded: dict[int, Compact] | None = None
+                 ) -> list["Object | LinkError"]:
     """read_objects reads every object, in order: an Object or the LinkError
-    that reading it raised. With jobs > 1 and enough input, forked children
-    decode shares of the files (msgspec holds the GIL: threads would take
-    turns) and leave the results in an anonymous shared mapping, where the
-    parent takes the columns and section bytes as views, without a copy or a
-    pickle of the bulk; each child's small remainder (names of sections, array
-    places, messages) is pickled into the mapping after them. A child that
-    fails leaves its share to the parent, so the result never depends on -j."""
+    that reading it raised. decoded holds documents a read-ahead decoded
+    already, by position in paths: they are only validated.
+
+    With jobs > 1 and enough input, forked children read shares of the files
+    (msgspec holds the GIL: threads would take turns) and leave the results in
+    an anonymous shared mapping, where the parent takes the columns and section
+    bytes as views, without a copy or a pickle of the bulk; each child's small
+    remainder (names of sections, array places, messages) is pickled into the
+    mapping after them. A child that fails leaves its share to the parent, so
+    the result never depends on -j."""
+    decoded = decoded or {}
     sizes = []
     for p in paths:
         try:
             sizes.append(os.stat(p).st_size)
         except OSError:
             sizes.append(0)   # read_object says what is wrong with it
-    if jobs <= 1 or len(paths) < 2 or sum(sizes) < FORK_LOAD_BYTES or not hasattr(os, "fork"):
-        return [_read_or_error(p) for p in paths]
+    work = [int(z * DECODED_SHARE) if i in decoded else z for i, z in enumerate(sizes)]
+    read = lambda i: _read_or_error(paths[i], decoded.get(i))  # noqa: E731
+    if jobs <= 1 or len(paths) < 2 or sum(work) < FORK_LOAD_BYTES or not hasattr(os, "fork"):
+        return [read(i) for i in range(len(paths))]
     # A child's region: three times its files. Section bytes shrink from their
     # base64, but narrow columns widen to int64; a share that does not fit is
     # read again by the parent. Untouched pages of the mapping cost nothing,
@@ -240,11 +143,11 @@ def read_objects(paths: list[str], jobs: int) -> list["Object | LinkError"]:
     try:
         shared = _shared_mapping(int(base[-1]))
     except (OSError, ValueError, OverflowError):
-        return [_read_or_error(p) for p in paths]
+        return [read(i) for i in range(len(paths))]
     results: list = [None] * len(paths)
 
     def run(lo: int, hi: int) -> bool:
-        objs = [_read_or_error(paths[i]) for i in range(lo, hi)]
+        objs = [read(i) for i in range(lo, hi)]
         for o in objs:
             if not isinstance(o, LinkError):
                 o.sym_name.hashes()   # resolve's first step, done here in parallel
@@ -254,13 +157,13 @@ def read_objects(paths: list[str], jobs: int) -> list["Object | LinkError"]:
         return _ship(objs, shared, int(base[lo]), int(base[hi]))
 
     parent = os.getpid()
-    cuts = workers.weighted_shares(sizes, min(jobs, len(paths)), PARENT_SHARE)
+    cuts = workers.weighted_shares(work, min(jobs, len(paths)), PARENT_SHARE)
     redo = workers.fork_map(len(paths), jobs, run, cuts)
     for lo, hi in cuts[1:]:
         if lo < hi and (lo, hi) not in redo:
             results[lo:hi] = _unship(shared, int(base[lo]))
     for lo, hi in redo:
-        results[lo:hi] = [_read_or_error(p) for p in paths[lo:hi]]
+        results[lo:hi] = [read(i) for i in range(lo, hi)]
     return results
 
 
@@ -268,9 +171,9 @@ def _shared_mapping(size: int) -> mmap.mmap:
     return mmap.mmap(-1, size)  # anonymous and MAP_SHARED: children write, the parent reads
 
 
-def _read_or_error(path: str):
+def _read_or_error(path: str, doc: Compact | None = None):
     try:
-        return read_object(path)
+        return read_object(path, doc)
     except LinkError as e:
         return e
 
@@ -342,22 +245,6 @@ def _unship(shared: mmap.mmap, lo: int) -> list:
 def _view(shared: mmap.mmap, off: int, size: int, dtype: str) -> np.ndarray:
     """_view is the array a child shipped at shared[off:off + size]."""
     return np.frombuffer(shared, dtype, size // np.dtype(dtype).itemsize, off)
-
-
-def _msgspec_message(e: msgspec.ValidationError) -> str:
-    # msgspec says "Expected `int`, got `str` - at `$.sections[0].align`": put the path first.
-    msg = str(e)
-    if " - at `" in msg:
-        text, _, where = msg.rpartition(" - at `")
-        where = where.rstrip("`")
-        if text.startswith("Invalid enum value"):
-            # msgspec names the bad value; say which ones are good.
-            field = where.rpartition(".")[2]
-            allowed = {"kind": KINDS, "binding": BINDINGS, "type": TYPES}.get(field)
-            if allowed and not where.startswith("$.relocs"):
-                text += "; expected one of: " + ", ".join(allowed)
-        return f"{where}: {text}"
-    return msg
 
 
 def _check_sections(path, secs, d: Diagnostics, data_of) -> tuple[list, list, np.ndarray]:
@@ -560,7 +447,7 @@ def _names(path: str, raw: bytes, d: Diagnostics) -> Names | None:
     try:
         lst = msgspec.json.decode(raw, type=list[str])
     except msgspec.ValidationError as e:
-        m = _msgspec_message(e)
+        m = msgspec_message(e)
         d.error(f"{path}: $.symbols.name{m[1:] if m.startswith('$') else ': ' + m}")
         return None
     for i, n in enumerate(lst):

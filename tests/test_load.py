@@ -64,10 +64,10 @@ def test_a_child_that_dies_leaves_its_share_to_the_parent(tmp_path, monkeypatch)
     parent = os.getpid()
     real = loader._read_or_error
 
-    def flaky(path):
+    def flaky(path, doc=None):
         if os.getpid() != parent:
             os._exit(9)
-        return real(path)
+        return real(path, doc)
 
     monkeypatch.setattr(loader, "_read_or_error", flaky)
     for a, b in zip(serial, loader.read_objects(paths, 3)):

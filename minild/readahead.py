@@ -1,0 +1,186 @@
+"""readahead: objects are decoded while numpy is imported (the start of loadlib's read).
+
+A link spends its first ~50 ms importing numpy, on one core. So the CLI calls
+start() as soon as it has its arguments, before that import: a forked child
+decodes the objects in order (minild.schema: msgspec only, no numpy) and copies
+each document's byte fields (columns, section bytes, the names' JSON text) into
+an anonymous shared mapping, with a pickle of the rest. When the parent is
+ready to read (loadlib), collect() tells the child to stop after the file at
+hand, waits for it, and returns the documents it finished, whose byte fields
+are views of the mapping; loader validates them and reads the rest as usual.
+
+The child leaves alone whatever it cannot decode, and readable documents: the
+parent reads those itself and reports what is wrong with them, so objects and
+messages never depend on whether, or how far, a read-ahead ran.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import pickle
+
+from .errors import LinkError
+from .schema import Compact, CRelocs, CSection, CSymbols, decode
+
+# Below this much input, the fork costs more than the decoding it overlaps.
+AHEAD_BYTES = 1 << 20
+
+_STOP = 0      # mapping byte: the parent sets it to 1 to stop the child
+_TABLE = 8     # then per file: where its pickle is and how long (0: not decoded)
+_ALIGN = 8     # byte fields start 8-aligned, as numpy prefers for its views
+
+
+class ReadAhead:
+    """ReadAhead is a running read-ahead: the child and the mapping it fills."""
+
+    def __init__(self, paths: list[str], shared: mmap.mmap, pid: int):
+        self.paths, self.shared, self.pid = paths, shared, pid
+        self.decoded: dict[int, Compact] | None = None
+
+    def collect(self, wait: bool = False) -> dict[int, Compact]:
+        """collect stops the child (or, with wait, lets it finish every file)
+        and returns the documents it decoded, by position in paths (once;
+        later calls return the same)."""
+        if self.decoded is None:
+            self._stop(wait)
+            self.decoded = _unpack(self.shared, len(self.paths))
+        return self.decoded
+
+    def cancel(self) -> None:
+        """cancel stops the child without reading what it did (a link that
+        failed before loadlib)."""
+        if self.decoded is None:
+            self._stop()
+            self.decoded = {}
+
+    def _stop(self, wait: bool = False) -> None:
+        if not wait:
+            self.shared[_STOP] = 1
+        _, status = os.waitpid(self.pid, 0)
+        if status != 0:
+            # A child that died mid-write may have left a table entry behind
+            # the count of what it finished: trust none of it.
+            self.shared[_TABLE:_TABLE + 16 * len(self.paths)] = bytes(16 * len(self.paths))
+
+
+def start(paths: list[str], jobs: int) -> ReadAhead | None:
+    """start forks the read-ahead child; None where it would not pay (one
+    job, little input) or cannot run (no fork, no mapping)."""
+    if jobs <= 1 or not hasattr(os, "fork"):
+        return None
+    total = 0
+    for p in paths:
+        try:
+            total += os.stat(p).st_size
+        except OSError:
+            pass   # the parent's read says what is wrong with it
+    if total < AHEAD_BYTES:
+        return None
+    try:
+        shared = mmap.mmap(-1, _region(total, len(paths)))   # anonymous and MAP_SHARED
+        pid = os.fork()
+    except (OSError, ValueError, OverflowError):
+        return None
+    if pid == 0:
+        code = 1
+        try:
+            _run(paths, shared)
+            code = 0
+        finally:
+            os._exit(code)
+    return ReadAhead(paths, shared, pid)
+
+
+def _region(total: int, files: int) -> int:
+    """_region is the size of the mapping for files of total bytes. Decoded
+    byte fields are smaller than their base64 and JSON text; the pickles add
+    a little per section. A document that does not fit is left to the
+    parent; untouched pages cost nothing."""
+    return _TABLE + 16 * files + 2 * total + 4096 * files
+
+
+def _run(paths: list[str], shared: mmap.mmap) -> None:
+    """_run is the child: decode each file in turn until told to stop."""
+    pos = _TABLE + 16 * len(paths)
+    for i, path in enumerate(paths):
+        if shared[_STOP]:
+            return
+        try:
+            doc = decode(path)
+        except LinkError:
+            continue
+        if not isinstance(doc, Compact):
+            continue
+        end = _pack(doc, shared, pos)
+        if end is None:
+            return   # the mapping is full: the parent reads the rest
+        at, pos = pos, end
+        shared[_TABLE + 16 * i:_TABLE + 16 * i + 16] = (
+            at.to_bytes(8, "little") + (end - at).to_bytes(8, "little"))
+
+
+def _pack(doc: Compact, shared: mmap.mmap, pos: int) -> int | None:
+    """_pack writes one record at shared[pos:]: the length of a pickle, the
+    pickle (doc without its byte fields, and their places), then the byte
+    fields. It returns where the record ends, or None if it does not fit."""
+    fields: list = []
+
+    def put(b) -> int:
+        fields.append(b)
+        return len(fields) - 1
+
+    sy, rl = doc.symbols, doc.relocs
+    meta = (doc.version, doc.arch,
+            [(s.name, s.kind, s.align, None if s.data is None else put(s.data), s.size)
+             for s in doc.sections],
+            (sy.count, put(sy.name), *(put(getattr(sy, f)) for f in _SYM_COLUMNS)),
+            (rl.count, rl.types, *(put(getattr(rl, f)) for f in _REL_COLUMNS)))
+    spans, p = [], 0   # places relative to the end of the pickle
+    for b in fields:
+        spans.append((p, len(b)))
+        p = _up(p + len(b))
+    blob = pickle.dumps((meta, spans), protocol=pickle.HIGHEST_PROTOCOL)
+    data = _up(pos + 8 + len(blob))
+    end = data + p
+    if end > len(shared):
+        return None
+    shared[pos:pos + 8] = len(blob).to_bytes(8, "little")
+    shared[pos + 8:pos + 8 + len(blob)] = blob
+    for (off, n), b in zip(spans, fields):
+        shared[data + off:data + off + n] = b
+    return end
+
+
+_SYM_COLUMNS = ("section", "value", "size", "binding", "type")
+_REL_COLUMNS = ("section", "offset", "type", "symbol", "addend")
+
+
+def _up(n: int) -> int:
+    return (n + _ALIGN - 1) & ~(_ALIGN - 1)
+
+
+def _unpack(shared: mmap.mmap, n: int) -> dict[int, Compact]:
+    """_unpack rebuilds the documents the child finished: byte fields are
+    views of the mapping (names are bytes: minild.names reads them as such)."""
+    view = memoryview(shared)
+    out = {}
+    for i in range(n):
+        t = _TABLE + 16 * i
+        at = int.from_bytes(shared[t:t + 8], "little")
+        if not int.from_bytes(shared[t + 8:t + 16], "little"):
+            continue
+        size = int.from_bytes(shared[at:at + 8], "little")
+        meta, spans = pickle.loads(view[at + 8:at + 8 + size])
+        data = _up(at + 8 + size)
+        field = lambda k: view[data + spans[k][0]:data + spans[k][0] + spans[k][1]]  # noqa: E731
+        version, arch, secs, syms, rels = meta
+        out[i] = Compact(
+            version=version, arch=arch,
+            sections=[CSection(name=name, kind=kind, align=align,
+                               data=None if d is None else field(d), size=sz)
+                      for name, kind, align, d, sz in secs],
+            symbols=CSymbols(syms[0], bytes(field(syms[1])),
+                             *(field(k) for k in syms[2:])),
+            relocs=CRelocs(rels[0], rels[1], *(field(k) for k in rels[2:])))
+    return out

@@ -1,0 +1,158 @@
+"""schema: the object format's JSON schema and its decoding (the first step of loadlib's read).
+
+The msgspec Structs below are the two encodings of docs/object-format.md;
+decode() turns one file into one of them, with the file and the JSON path in
+every message. This module imports no numpy, so that the CLI can start
+decoding (minild.readahead) while numpy is still being imported; loader turns
+the decoded documents into validated columns.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from typing import Literal, Union
+
+import msgspec
+
+from .errors import fail
+
+FORMAT_VERSION = 1
+
+KINDS = ("text", "rodata", "data", "bss", "dwarf")
+BINDINGS = ("local", "global", "weak")
+TYPES = ("notype", "object", "func", "section")
+
+Kind = Literal["text", "rodata", "data", "bss", "dwarf"]
+
+
+# --- the schema (readable) -------------------------------------------------
+
+class Reloc(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    offset: int
+    type: str
+    symbol: str
+    addend: int = 0
+
+
+class Section(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    name: str
+    kind: Kind
+    align: int = 1
+    data: str | None = None        # hex; whitespace allowed between bytes
+    size: int | None = None        # bss only
+    relocs: list[Reloc] = []
+
+
+class Symbol(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    name: str
+    section: str | None = None     # None: undefined; "*ABS*": absolute
+    value: int = 0
+    size: int = 0
+    binding: Literal["local", "global", "weak"] = "global"
+    type: Literal["notype", "object", "func", "section"] = "notype"
+
+
+class Readable(msgspec.Struct, tag_field="encoding", tag="readable", forbid_unknown_fields=True):
+    version: int
+    arch: str
+    sections: list[Section]
+    symbols: list[Symbol] = []
+
+
+# --- the schema (compact) --------------------------------------------------
+
+class CSection(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    name: str
+    kind: Kind
+    align: int = 1
+    data: bytes | None = None      # base64 in JSON; msgspec decodes it in its parse
+    size: int | None = None        # bss only
+
+
+class CSymbols(msgspec.Struct, forbid_unknown_fields=True):
+    count: int
+    # A JSON array of strings, kept as its text: minild.names reads the names
+    # from it without a str object per name (or decodes it when it must).
+    name: msgspec.Raw
+    # Columns: base64 in JSON, decoded by msgspec during the parse (2-3x faster
+    # than a str field and binascii afterwards).
+    section: bytes  # int32 LE: section index, -1 undefined, -2 absolute
+    value: bytes    # uint64 LE
+    size: bytes     # uint64 LE
+    binding: bytes  # uint8: 0 local, 1 global, 2 weak
+    type: bytes     # uint8: 0 notype, 1 object, 2 func, 3 section
+
+
+class CRelocs(msgspec.Struct, forbid_unknown_fields=True):
+    count: int
+    types: list[str]  # psABI names; the type column indexes this list
+    section: bytes  # uint32 LE
+    offset: bytes   # uint64 LE
+    type: bytes     # uint16 LE
+    symbol: bytes   # uint32 LE: index into symbols
+    addend: bytes   # int64 LE
+
+
+class Compact(msgspec.Struct, tag_field="encoding", tag="compact", forbid_unknown_fields=True):
+    version: int
+    arch: str
+    sections: list[CSection]
+    symbols: CSymbols
+    relocs: CRelocs
+
+
+_decoder = msgspec.json.Decoder(Union[Readable, Compact])
+
+
+def decode(path: str) -> Readable | Compact:
+    """decode reads and decodes one object file; the result has passed the
+    schema, not yet the checks that need the whole document (loader). Raises
+    LinkError."""
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise fail(f"cannot open {path}: {e.strerror}")
+    with f:
+        try:
+            size = os.fstat(f.fileno()).st_size
+            # Decode straight from a read-only mapping: no copy of the file in the heap.
+            buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        except (OSError, ValueError) as e:
+            raise fail(f"cannot read {path}: {e}")
+        try:
+            doc = _decoder.decode(buf)
+            if isinstance(doc, Compact):
+                # A Raw holds on to the buffer it came from: copy it out before
+                # the mapping closes.
+                doc.symbols.name = bytes(doc.symbols.name)
+        except msgspec.ValidationError as e:
+            m = msgspec_message(e)
+            if "Missing required field `encoding`" in m or "Invalid value" in m and "encoding" in m:
+                m += ' (expected "encoding": "readable" or "compact")'
+            raise fail(f"{path}: invalid object: {m}")
+        except msgspec.DecodeError as e:
+            raise fail(f"{path}: not a minild object: {e}")
+        finally:
+            if isinstance(buf, mmap.mmap):
+                buf.close()
+    if doc.version != FORMAT_VERSION:
+        raise fail(f"{path}: $.version: unsupported object format version {doc.version}; "
+                   f"expected {FORMAT_VERSION}")
+    return doc
+
+
+def msgspec_message(e: msgspec.ValidationError) -> str:
+    # msgspec says "Expected `int`, got `str` - at `$.sections[0].align`": put the path first.
+    msg = str(e)
+    if " - at `" in msg:
+        text, _, where = msg.rpartition(" - at `")
+        where = where.rstrip("`")
+        if text.startswith("Invalid enum value"):
+            # msgspec names the bad value; say which ones are good.
+            field = where.rpartition(".")[2]
+            allowed = {"kind": KINDS, "binding": BINDINGS, "type": TYPES}.get(field)
+            if allowed and not where.startswith("$.relocs"):
+                text += "; expected one of: " + ", ".join(allowed)
+        return f"{where}: {text}"
+    return msg
