@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from typing import NoReturn
 import shutil
 import tempfile
 
@@ -26,9 +27,10 @@ from . import arch as archreg
 from . import format as formats
 from .asmb import BLOCK_SIZE, asmb
 from .bench import Bench
-from .errors import Diagnostics, LinkError, fail
+from .errors import Diagnostics, InternalError, LinkError, fail
 from .layout import address, dodata, layout
-from .loader import ABS, GLOBAL, LOCAL, SECTION_TYPE, UNDEF, WEAK, Object, read_objects
+from .loader import (ABS, GLOBAL, LOCAL, SECTION_TYPE, UNDEF, WEAK, Object, bounds_ok,
+                     read_object, read_objects)
 from .names import Names, SymbolTable
 from .outbuf import OutBuf
 from .workers import DEFAULT_JOBS
@@ -265,7 +267,6 @@ def loadlib(ctx: Link) -> None:
     """loadlib reads every object and resolves symbols: each symbol entry gets
     the id of the entry that defines it (sym_res), relocations get global ids."""
     d = Diagnostics()
-    objs = []
     with ctx.phase("read"):
         ahead = ctx.opts.ahead
         decoded = ahead.collect() if ahead is not None else {}
@@ -273,14 +274,9 @@ def loadlib(ctx: Link) -> None:
             ctx.opts.log(f"minild: read ahead: decoded {len(decoded)} of "
                          f"{len(ctx.opts.objects)} objects while starting")
         read = read_objects(ctx.opts.objects, ctx.opts.jobs, decoded)
-    for o in read:
-        if isinstance(o, LinkError):
-            for x in o.diags:
-                d.error(x.message, *x.notes)
-            d.suppressed += o.suppressed
-        else:
-            objs.append(o)
-    d.check()
+    objs = [o for o in read if not isinstance(o, LinkError)]
+    if len(objs) < len(read):
+        report_exactly(ctx.opts.objects)
     if not objs:
         raise fail("no input files")
     first = objs[0]
@@ -294,8 +290,30 @@ def loadlib(ctx: Link) -> None:
 
     with ctx.phase("columns"):
         columns(ctx, objs)
+        r = ctx.relocs
+        if not bounds_ok(ctx.sec_size, ctx.sec_kind, ctx.arch.widths, ctx.sym_sec,
+                         ctx.sym_value, r.sec, r.off, r.type):
+            report_exactly(ctx.opts.objects)
     with ctx.phase("resolve"):
         resolve(ctx)
+
+
+def report_exactly(paths: list[str]) -> NoReturn:
+    """report_exactly raises the errors of reading every object on its own,
+    with every check (loader.read_object). A link's read leaves some checks
+    to be made link-wide and may stop at an object's first error; when
+    something is wrong, this says all of it, in the same words whatever -j
+    and the read-ahead did."""
+    d = Diagnostics()
+    for p in paths:
+        try:
+            read_object(p)
+        except LinkError as e:
+            for x in e.diags:
+                d.error(x.message, *x.notes)
+            d.suppressed += e.suppressed
+    d.check()
+    raise InternalError("the link's checks of its objects failed, but no object's own checks do")
 
 
 def columns(ctx: Link, objs: list[Object]) -> None:
@@ -328,18 +346,22 @@ def columns(ctx: Link, objs: list[Object]) -> None:
         o.sym_name = Names.from_list([])
     sec = ctx.sym_sec = cat("sym_sec", np.int64)
     rebase(sec, nsym, secbase, defined_only=True)  # UNDEF and ABS stay
-    ctx.sym_value, ctx.sym_size = cat("sym_value"), cat("sym_size")
-    ctx.sym_bind, ctx.sym_type = cat("sym_bind"), cat("sym_type")
+    # An object's columns may be its file's narrow views (loader: a bulk
+    # read); joining them widens them to the link's types.
+    ctx.sym_value, ctx.sym_size = cat("sym_value", np.int64), cat("sym_size", np.int64)
+    ctx.sym_bind, ctx.sym_type = cat("sym_bind", np.uint8), cat("sym_type", np.uint8)
 
     # int32 ids and int16 types: half the memory of int64 for millions of rows.
-    rsec, rsym = cat("rel_sec"), cat("rel_sym")
+    # Offsets and addends are int32 too where every object allows it: offsets
+    # are inside their sections, addends int32 where the files' columns are
+    # 4 bytes or less (loader.NARROW).
+    off_type = np.int32 if ctx.sec_size.max(initial=0) < 1 << 31 else np.int64
+    add_type = np.int32 if all(o.rel_add.dtype.itemsize <= 4 for o in objs) else np.int64
+    rsec, rsym = cat("rel_sec", np.int32), cat("rel_sym", np.int32)
     rebase(rsec, nrel, secbase)
     rebase(rsym, nrel, symbase)
-    # Offsets and addends are int32 in objects that allow it (loader.NARROW):
-    # int64 link-wide only if some object needs it.
-    wide = lambda f: np.result_type(np.int32, *(getattr(o, f).dtype for o in objs))  # noqa: E731
-    ctx.relocs = Relocs(sec=rsec, off=cat("rel_off", wide("rel_off")), type=cat("rel_type"),
-                        sym=rsym, add=cat("rel_add", wide("rel_add")))
+    ctx.relocs = Relocs(sec=rsec, off=cat("rel_off", off_type), type=cat("rel_type", np.int16),
+                        sym=rsym, add=cat("rel_add", add_type))
 
 
 def rebase(col: np.ndarray, counts: np.ndarray, base: np.ndarray, defined_only=False) -> None:

@@ -83,6 +83,10 @@ def read_object(path: str, doc: Readable | Compact | None = None) -> Object:
     validates."""
     if doc is None:
         doc = decode(path)
+    return _build(path, doc, False)
+
+
+def _build(path: str, doc: Readable | Compact, bulk: bool) -> Object:
     try:
         a = archreg.lookup(doc.arch)
     except (KeyError, ModuleNotFoundError):
@@ -92,7 +96,7 @@ def read_object(path: str, doc: Readable | Compact | None = None) -> Object:
     if isinstance(doc, Readable):
         obj = _from_readable(path, doc, a, d)
     else:
-        obj = _from_compact(path, doc, a, d)
+        obj = _from_compact(path, doc, a, d, bulk)
     d.check()
     return obj
 
@@ -172,8 +176,9 @@ def _shared_mapping(size: int) -> mmap.mmap:
 
 
 def _read_or_error(path: str, doc: Compact | None = None):
+    """_read_or_error is a bulk read of one object (_from_compact) or its error."""
     try:
-        return read_object(path, doc)
+        return _build(path, doc if doc is not None else decode(path), True)
     except LinkError as e:
         return e
 
@@ -389,26 +394,31 @@ def _from_readable(path: str, doc: Readable, a: archreg.Arch, d: Diagnostics) ->
 
 
 def _column(path: str, group: str, name: str, raw: bytes, count: int, d: Diagnostics) -> np.ndarray:
-    """_column reads one packed column. Its elements may be narrower than the
-    column's type (a writer picks the narrowest width that holds its values):
-    the width is the byte length over count, 1, 2, 4 or 8 up to the type's own.
-    The result has the column's full type, sign- or zero-extended."""
+    """_column reads one packed column, as a view of raw. Its elements may be
+    narrower than the column's type (a writer picks the narrowest width that
+    holds its values): the width is the byte length over count, 1, 2, 4 or 8
+    up to the type's own. _wide gives the column's own type."""
     dt = np.dtype(COLUMNS[(group, name)])
-    where = f"{path}: $.{group}.{name}"
     width, rest = divmod(len(raw), count) if count else (dt.itemsize, len(raw))
     if rest or width not in _WIDTHS or width > dt.itemsize:
         widths = [w for w in _WIDTHS if w <= dt.itemsize]
-        d.error(f"{where}: expected {count} values of "
+        d.error(f"{path}: $.{group}.{name}: expected {count} values of "
                 + (f"{widths[0]}" if len(widths) == 1 else
                    ", ".join(map(str, widths[:-1])) + f" or {widths[-1]}")
                 + f" bytes each ({', '.join(str(count * w) for w in widths)} bytes), "
                 f"got {len(raw)} bytes")
         return np.zeros(0, dt)  # never used: the caller checks before it reads columns
-    col = np.frombuffer(raw, np.dtype(f"{dt.kind}{width}").newbyteorder("<"))
+    return np.frombuffer(raw, _NARROW_TYPES[dt.kind, width])
+
+
+def _wide(col: np.ndarray, group: str, name: str) -> np.ndarray:
+    """_wide sign- or zero-extends a column read by _column to its type (or,
+    for a few, to a narrower one where the file's width allows: NARROW)."""
+    dt = np.dtype(COLUMNS[(group, name)])
     narrow = NARROW.get((group, name))
-    if narrow is not None and width <= narrow.itemsize:
+    if narrow is not None and col.dtype.itemsize <= narrow.itemsize:
         return col.astype(narrow)
-    return col if width == dt.itemsize else col.astype(dt)
+    return col if col.dtype.itemsize == dt.itemsize else col.astype(dt)
 
 
 # Columns kept narrower than their type when the file's width allows it: the
@@ -418,6 +428,7 @@ NARROW = {("relocs", "addend"): np.dtype(np.int32)}
 
 
 _WIDTHS = (1, 2, 4, 8)
+_NARROW_TYPES = {(k, w): np.dtype(f"{k}{w}").newbyteorder("<") for k in "iu" for w in _WIDTHS}
 
 
 def _narrow(values: np.ndarray, dt: str) -> bytes:
@@ -457,30 +468,113 @@ def _names(path: str, raw: bytes, d: Diagnostics) -> Names | None:
     return Names.from_list(lst)
 
 
-def _from_compact(path: str, doc: Compact, a: archreg.Arch, d: Diagnostics) -> Object:
+_SYM = ("section", "value", "size", "binding", "type")
+_REL = ("section", "offset", "type", "symbol", "addend")
+
+
+def _from_compact(path: str, doc: Compact, a: archreg.Arch, d: Diagnostics,
+                  bulk: bool = False) -> Object:
+    """_from_compact validates a compact document and makes its Object.
+
+    bulk is a link's read (read_objects): the columns stay the file's narrow
+    views, which loadlib widens as it joins them; and where minima and maxima
+    show every index in range, the two checks that look up each row's
+    section (a symbol's value inside its section, a relocation's bytes
+    inside a section with bytes) are left to loadlib, which makes them once
+    for the whole link (bounds_ok). Any doubt, and every non-bulk read, runs
+    every check here, with its message."""
     sizes, datas, aligns = _check_sections(path, doc.sections, d, lambda raw, where, d: raw)
-    nsec = len(doc.sections)
     sec_size = np.array(sizes, np.int64)
     kinds = np.array([KIND_ID[s.kind] for s in doc.sections], np.uint8)
 
-    sy = doc.symbols
-    ns = sy.count
+    sy, rl = doc.symbols, doc.relocs
+    ns, nr = sy.count, rl.count
     names = _names(path, sy.name, d)
     if names is not None and len(names) != ns:
         d.error(f"{path}: $.symbols.name: expected {ns} names, got {len(names)}")
-    col = lambda n: _column(path, "symbols", n, getattr(sy, n), ns, d)  # noqa: E731
-    ssec, sval, ssize = col("section"), col("value"), col("size")
-    sbind, stype = col("binding"), col("type")
+    sym = [_column(path, "symbols", n, getattr(sy, n), ns, d) for n in _SYM]
     if d:
         d.check()
+    rel_columns = lambda d: [_column(path, "relocs", n, getattr(rl, n), nr, d)  # noqa: E731
+                             for n in _REL]
+    if bulk:
+        scratch = Diagnostics()   # what is wrong, if anything, the full checks below say
+        rel = rel_columns(scratch)
+        table = [a.index.get(name) for name in rl.types]
+        if not scratch and None not in table and _symbols_plausible(len(sizes), *sym) \
+                and _relocs_plausible(len(sizes), ns, len(table), max(sizes, default=0), *rel):
+            # Narrow views for loadlib.columns to widen; 8-byte unsigned
+            # values are int64 bit patterns, as in the wide columns.
+            as64 = lambda c: c.view(np.int64) if c.dtype.itemsize == 8 else c  # noqa: E731
+            ssec, sval, ssize, sbind, stype = sym
+            rsec, roff, rtyp, rsym, radd = rel
+            return Object(path=path, arch=a.name, sec_name=[s.name for s in doc.sections],
+                          sec_kind=kinds, sec_align=aligns, sec_size=sec_size, sec_data=datas,
+                          sym_name=names, sym_sec=ssec, sym_value=as64(sval),
+                          sym_size=as64(ssize), sym_bind=sbind, sym_type=stype,
+                          rel_sec=rsec, rel_off=roff,
+                          rel_type=np.array(table, np.int16)[rtyp] if nr else
+                          np.zeros(0, np.int16), rel_sym=rsym, rel_add=radd)
+
+    ssec, sval, ssize, sbind, stype = [_wide(c, "symbols", n) for c, n in zip(sym, _SYM)]
+    _check_symbols(path, doc, names, sizes, sec_size, ssec, sval, ssize, sbind, stype, d)
+    rel = rel_columns(d)
+    table = []
+    for k, name in enumerate(rl.types):
+        t = a.index.get(name)
+        if t is None:
+            d.error(f"{path}: $.relocs.types[{k}]: unknown relocation type {name!r} "
+                    f"for arch {a.name}")
+            t = 0
+        table.append(t)
+    d.check()
+    rsec, roff, rtyp, rsym, radd = [_wide(c, "relocs", n) for c, n in zip(rel, _REL)]
+    gtype = _check_relocs(path, doc, a, np.array(table, np.int16), sizes, sec_size, kinds, ns,
+                          rsec, roff, rtyp, rsym, d)
+    return Object(
+        path=path, arch=a.name, sec_name=[s.name for s in doc.sections],
+        sec_kind=kinds, sec_align=aligns,
+        sec_size=sec_size, sec_data=datas,
+        sym_name=names, sym_sec=ssec.astype(np.int32), sym_value=sval.view(np.int64),
+        sym_size=ssize.astype(np.int64), sym_bind=sbind, sym_type=stype,
+        # Offsets are inside their sections (checked above): int32 unless a
+        # section is 2 GiB or more.
+        rel_sec=rsec.astype(np.int32),
+        rel_off=roff.astype(np.int32 if not len(sizes) or max(sizes) < 1 << 31 else np.int64),
+        rel_type=gtype, rel_sym=rsym.astype(np.int32), rel_add=radd)
+
+
+def _symbols_plausible(nsec: int, ssec, sval, ssize, sbind, stype) -> bool:
+    """_symbols_plausible: every section index, binding and type in range, no
+    undefined local (minima and maxima: a handful of passes over narrow
+    columns)."""
+    if not len(ssec):
+        return True
+    return (int(ssec.min()) >= ABS and int(ssec.max()) < nsec and int(sbind.max()) <= WEAK
+            and int(stype.max()) < len(TYPES)
+            and not ((ssec == UNDEF) & (sbind == LOCAL)).any())
+
+
+def _relocs_plausible(nsec: int, nsym: int, ntypes: int, maxsize: int,
+                      rsec, roff, rtyp, rsym, radd) -> bool:
+    """_relocs_plausible: every section, type and symbol index in range, and
+    no offset past the largest section (so that it fits the link's offset
+    column)."""
+    if not len(rsec):
+        return True
+    return (int(rsec.max()) < nsec and int(rtyp.max()) < ntypes and int(rsym.max()) < nsym
+            and int(roff.max()) <= maxsize)
+
+
+def _check_symbols(path, doc, names, sizes, sec_size, ssec, sval, ssize, sbind, stype, d):
+    nsec = len(sizes)
     bad = (ssec < ABS) | (ssec >= nsec)
     if bad.any():
         i = _first(bad)
         d.error(f"{path}: $.symbols.section[{i}]: symbol {names[i]!r}: section index "
                 f"{ssec[i]} is not in [-2, {nsec - 1}]")
     else:
-        defined = ssec >= 0
-        out = defined & (sval > sec_size[np.where(defined, ssec, 0)].astype(np.uint64))
+        out = _symbols_outside(sec_size, ssec, sval)
         if out.any():
             i = _first(out)
             d.error(f"{path}: $.symbols.value[{i}]: symbol {names[i]!r} at {int(sval[i]):#x} "
@@ -499,20 +593,12 @@ def _from_compact(path: str, doc: Compact, a: archreg.Arch, d: Diagnostics) -> O
         d.error(f"{path}: $.symbols.section[{i}]: local symbol {names[i]!r} must be "
                 "defined in a section")
 
-    rl = doc.relocs
-    nr = rl.count
-    col = lambda n: _column(path, "relocs", n, getattr(rl, n), nr, d)  # noqa: E731
-    rsec, roff, rtyp, rsym, radd = (col("section"), col("offset"), col("type"),
-                                    col("symbol"), col("addend"))
-    table = []
-    for k, name in enumerate(rl.types):
-        t = a.index.get(name)
-        if t is None:
-            d.error(f"{path}: $.relocs.types[{k}]: unknown relocation type {name!r} "
-                    f"for arch {a.name}")
-            t = 0
-        table.append(t)
-    d.check()
+
+def _check_relocs(path, doc, a, table, sizes, sec_size, kinds, ns, rsec, roff, rtyp, rsym, d
+                  ) -> np.ndarray:
+    """_check_relocs checks every relocation; it returns their types (the
+    arch's howto indices)."""
+    nsec, nr = len(sizes), len(rsec)
     if (rtyp >= len(table)).any():
         i = _first(rtyp >= len(table))
         d.error(f"{path}: $.relocs.type[{i}]: {rtyp[i]} indexes no entry of $.relocs.types")
@@ -524,7 +610,6 @@ def _from_compact(path: str, doc: Compact, a: archreg.Arch, d: Diagnostics) -> O
     if (rsym >= ns).any():
         i = _first(rsym >= ns)
         d.error(f"{path}: $.relocs.symbol[{i}]: no symbol {rsym[i]} (object has {ns})")
-    table = np.array(table, np.int16)
     gtype = table[rtyp] if nr else np.zeros(0, np.int16)
     width = a.widths[table][rtyp] if nr else np.zeros(0, np.int64)
     rsec32 = rsec.astype(np.int32)
@@ -538,18 +623,46 @@ def _from_compact(path: str, doc: Compact, a: archreg.Arch, d: Diagnostics) -> O
         d.error(f"{path}: $.relocs.offset[{i}]: relocation {a.howtos[gtype[i]].name} at "
                 f"{int(roff[i]):#x} (size {width[i]}) is outside section "
                 f"{doc.sections[rsec32[i]].name} (size {sizes[rsec32[i]]:#x})")
+    return gtype
 
-    return Object(
-        path=path, arch=a.name, sec_name=[s.name for s in doc.sections],
-        sec_kind=kinds, sec_align=aligns,
-        sec_size=sec_size, sec_data=datas,
-        sym_name=names, sym_sec=ssec.astype(np.int32), sym_value=sval.view(np.int64),
-        sym_size=ssize.astype(np.int64), sym_bind=sbind, sym_type=stype,
-        # Offsets are inside their sections (checked above): int32 unless a
-        # section is 2 GiB or more.
-        rel_sec=rsec32, rel_off=roff.astype(np.int32 if not len(sizes) or max(sizes) < 1 << 31
-                                            else np.int64), rel_type=gtype,
-        rel_sym=rsym.astype(np.int32), rel_add=radd)
+
+def _symbols_outside(sec_size: np.ndarray, ssec: np.ndarray, sval: np.ndarray) -> np.ndarray:
+    """_symbols_outside marks defined symbols whose value (unsigned) is past
+    the end of their section; undefined and absolute ones never are."""
+    limit = np.concatenate((sec_size.astype(np.uint64), [np.iinfo(np.uint64).max] * 2))
+    value = sval.view(np.uint64) if sval.dtype.itemsize == 8 else sval
+    return value > limit[ssec]
+
+
+def bounds_ok(sec_size: np.ndarray, sec_kind: np.ndarray, widths: np.ndarray,
+              sym_sec: np.ndarray, sym_value: np.ndarray,
+              rel_sec: np.ndarray, rel_off: np.ndarray, rel_type: np.ndarray) -> bool:
+    """bounds_ok makes, for a whole link's columns, the checks a bulk read
+    left (_from_compact): symbol values inside their sections, relocations'
+    bytes inside sections that have bytes. False means some object breaks
+    one; reading it on its own says which and where. It goes a chunk of
+    rows at a time, so that its temporaries are the same few pages over and
+    over (fresh pages are what a large link's phases mostly pay for)."""
+    for lo in range(0, len(sym_sec), BOUNDS_CHUNK):
+        hi = lo + BOUNDS_CHUNK
+        if _symbols_outside(sec_size, sym_sec[lo:hi], sym_value[lo:hi]).any():
+            return False
+    # A bss section's limit is -1: any relocation in it is out. Offsets are
+    # int32 where every section is below 2 GiB, and so is this arithmetic
+    # where offset + width cannot wrap.
+    dt = rel_off.dtype if sec_size.max(initial=0) < (1 << 31) - 16 else np.dtype(np.int64)
+    limit = np.where(sec_kind == KIND_ID["bss"], -1, sec_size).astype(dt)
+    widths = widths.astype(dt)
+    for lo in range(0, len(rel_sec), BOUNDS_CHUNK):
+        hi = lo + BOUNDS_CHUNK
+        end = widths[rel_type[lo:hi]]
+        end += rel_off[lo:hi]
+        if (end > limit[rel_sec[lo:hi]]).any():
+            return False
+    return True
+
+
+BOUNDS_CHUNK = 1 << 16
 
 
 # --- writing objects (used by `minild import`, the examples and the benchmarks) ---

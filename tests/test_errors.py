@@ -121,6 +121,13 @@ CASES = [
         "offset": b64((4).to_bytes(8, "little")), "type": b64(bytes(2)),
         "symbol": b64(bytes(4)), "addend": b64(bytes(8))}),
      ["bad.obj", "$.relocs.offset[0]", "outside section .text"]),
+    ("compact-reloc-in-bss", compact(
+        sections=[{"name": ".text", "kind": "text", "data": b64(b"\x90" * 8)},
+                  {"name": ".bss", "kind": "bss", "size": 64}],
+        relocs={"count": 1, "types": ["R_X86_64_64"], "section": b64((1).to_bytes(4, "little")),
+                "offset": b64(bytes(8)), "type": b64(bytes(2)), "symbol": b64(bytes(4)),
+                "addend": b64(bytes(8))}),
+     ["bad.obj", "$.relocs.section[0]", "section .bss is bss and has no bytes to relocate"]),
     ("compact-bad-symbol-index", compact(relocs={
         "count": 1, "types": ["R_X86_64_32"], "section": b64(bytes(4)),
         "offset": b64(bytes(8)), "type": b64(bytes(2)),
@@ -297,3 +304,76 @@ def test_relocation_errors_found_by_forked_workers(tmp_path, monkeypatch):
     assert ".t5+0x1" in messages[0]
     assert messages[0] == messages[1] == messages[2]
     assert not (tmp_path / "out").exists()
+
+
+def test_checks_left_to_the_link_name_every_object(tmp_path, monkeypatch):
+    """A link's read leaves the per-row section checks of compact objects to
+    one link-wide pass (loader.bounds_ok); when it or any object's read
+    fails, the link reports what reading each object on its own reports:
+    every object's errors, in order, whatever -j is."""
+    from minild import loader
+    from minild.errors import LinkError
+    from minild.link import Options, link
+
+    files = {
+        "a.obj": compact(symbols__value=b64((9).to_bytes(8, "little"))),
+        "b.obj": dict(compact(symbols__name=["main"]), sections=[
+            {"name": ".text", "kind": "text", "data": b64(bytes(8))},
+            {"name": ".bss", "kind": "bss", "size": 8}], relocs={
+            "count": 2, "types": ["R_X86_64_32"], "section": b64(bytes([0, 1])),
+            "offset": b64(bytes([0, 6])), "type": b64(bytes(2)), "symbol": b64(bytes(2)),
+            "addend": b64(bytes(2))}),
+        "c.obj": compact(symbols__name=["other"]),
+        "d.obj": "{",
+    }
+    paths = []
+    for name, content in files.items():
+        (tmp_path / name).write_text(content if isinstance(content, str) else json.dumps(content))
+        paths.append(str(tmp_path / name))
+    want = []
+    for p in paths:
+        try:
+            loader.read_object(p)
+        except LinkError as e:
+            want.append(str(e))
+    assert len(want) == 3 and "a.obj: $.symbols.value[0]" in want[0]
+    assert "b.obj: $.relocs.section[1]" in want[1] and "d.obj" in want[2]
+    for subset in (paths, paths[:3]):   # with and without an object that fails to decode
+        messages = []
+        for jobs, fork_bytes in ((1, loader.FORK_LOAD_BYTES), (2, 0)):
+            monkeypatch.setattr(loader, "FORK_LOAD_BYTES", fork_bytes)
+            with pytest.raises(LinkError) as e:
+                link(Options(objects=subset, output=str(tmp_path / "out"), jobs=jobs))
+            messages.append(str(e.value))
+        assert messages[0] == messages[1] == "\n".join(want[:len(subset) - 1])
+
+
+@pytest.mark.parametrize("case", [
+    # (section sizes, kinds, symbol sections and values, relocation sections,
+    #  offsets and types (R_X86_64_64: 8 bytes, R_X86_64_32: 4), in bounds?)
+    ([16], ["text"], [(0, 16), (-1, 99), (-2, 1 << 63)], [(0, 8, "R_X86_64_64")], True),
+    ([16], ["text"], [(0, 17)], [], False),
+    ([16], ["text"], [], [(0, 9, "R_X86_64_64")], False),
+    ([16], ["text"], [], [(0, 12, "R_X86_64_32")], True),
+    ([16, 8], ["text", "bss"], [(1, 8)], [(0, 0, "R_X86_64_32")], True),
+    ([16, 8], ["text", "bss"], [], [(1, 0, "R_X86_64_32")], False),
+    # the int32 arithmetic must not wrap next to 2 GiB
+    ([(1 << 31) - 4], ["data"], [], [((0), (1 << 31) - 8, "R_X86_64_64")], False),
+    ([(1 << 31) - 4], ["data"], [], [((0), (1 << 31) - 8, "R_X86_64_32")], True),
+])
+@pytest.mark.parametrize("chunk", [1, 1 << 16])
+def test_bounds_ok(case, chunk, monkeypatch):
+    import numpy as np
+
+    from minild import arch, loader
+    from minild.loader import KIND_ID, bounds_ok
+    monkeypatch.setattr(loader, "BOUNDS_CHUNK", chunk)
+    sizes, kinds, syms, rels = case[:4]
+    a = arch.lookup("amd64")
+    ok = bounds_ok(np.array(sizes, np.int64), np.array([KIND_ID[k] for k in kinds], np.uint8),
+                   a.widths, np.array([s for s, _ in syms], np.int64),
+                   np.array([v % (1 << 64) for _, v in syms], np.uint64).view(np.int64),
+                   np.array([r[0] for r in rels], np.int32),
+                   np.array([r[1] for r in rels], np.int32),
+                   np.array([a.index[r[2]] for r in rels], np.int16))
+    assert ok == case[4]

@@ -119,18 +119,21 @@ def test_forked_link_is_the_serial_link(tmp_path, monkeypatch):
 ])
 def test_columns_are_written_narrow_and_read_wide(dt, values, width):
     """A compact column's width is its byte length over count: a writer picks the
-    narrowest that holds every value; the reader sign- or zero-extends, to the
-    column's type or, for addends of up to 4 bytes, to int32 (loader.NARROW)."""
+    narrowest that holds every value; the reader views it in that width, then
+    sign- or zero-extends it, to the column's type or, for addends of up to 4
+    bytes, to int32 (loader.NARROW)."""
     from minild.errors import Diagnostics
     full = np.dtype(dt)
     raw = loader._narrow(np.array(values, dtype=full), dt)
     assert len(raw) == width * len(values)
     group, name = next(k for k, v in loader.COLUMNS.items() if np.dtype(v) == full)
     d = Diagnostics()
-    col = loader._column("x.obj", group, name, raw, len(values), d)
+    view = loader._column("x.obj", group, name, raw, len(values), d)
+    assert not d and view.dtype.itemsize == width and view.tolist() == values
+    col = loader._wide(view, group, name)
     narrow = loader.NARROW.get((group, name))
     want = narrow if narrow is not None and width <= narrow.itemsize else full
-    assert not d and col.dtype == want and col.tolist() == values
+    assert col.dtype == want and col.tolist() == values
 
 
 def test_no_shared_mapping_means_a_serial_read(tmp_path, monkeypatch):
