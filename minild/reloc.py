@@ -71,28 +71,30 @@ def field_dtype(size: int, order: str) -> np.dtype:
     return np.dtype(order + _DTYPES[size])
 
 
+def fields(buf: np.ndarray, size: int, order: str) -> np.ndarray:
+    """fields views buf (uint8) as a size-byte field at every byte offset:
+    fields(...)[off] is the place at off, whatever its alignment."""
+    return np.ndarray((max(len(buf) - size + 1, 0),), field_dtype(size, order), buf, 0, (1,))
+
+
 def gather(buf: np.ndarray, off: np.ndarray, size: int, order: str) -> np.ndarray:
     """gather reads the size-byte fields at offsets off of buf as uint64."""
-    idx = off[:, None] + np.arange(size)
-    return buf[idx].view(field_dtype(size, order)).ravel().astype(np.uint64)
+    return fields(buf, size, order)[off].astype(np.uint64)
 
 
 def scatter(buf: np.ndarray, off: np.ndarray, size: int, order: str, vals: np.ndarray) -> None:
     """scatter writes vals (truncated to size bytes, in byte order) at offsets off,
     one after another: where places overlap, the later one wins."""
-    raw = vals.astype(np.uint64).astype(field_dtype(size, order)).view(np.uint8)
-    raw = raw.reshape(-1, size)
+    raw = vals.astype(np.uint64).astype(field_dtype(size, order))
     if size > 1 and len(off) > 1 and not (np.diff(off) >= size).all():
-        # Places out of order or overlapping: one row per relocation, in order.
-        buf[off[:, None] + np.arange(size)] = raw
+        # Places out of order or overlapping: one row of bytes per relocation,
+        # in order, so that the later of two overlapping places wins.
+        buf[off[:, None] + np.arange(size)] = raw.view(np.uint8).reshape(-1, size)
         return
-    # Places in order and apart (as relocations come): a byte plane at a time,
-    # half the time of the 2-D index above and without its N x size temporary.
-    at = off.copy()
-    for j in range(size):
-        if j:
-            at += 1
-        buf[at] = raw[:, j]
+    # Places in order and apart (as relocations come): every field in one
+    # write, through the view with a field at every byte offset (a quarter of
+    # the time of the 2-D index above, half that of a byte plane at a time).
+    fields(buf, size, order)[off] = raw
 
 
 class Problem(msgspec.Struct):

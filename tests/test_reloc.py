@@ -110,9 +110,10 @@ def test_by_block_is_a_stable_sort_by_block(seed):
 @pytest.mark.parametrize("order", ["<", ">"])
 @pytest.mark.parametrize("layout", ["apart", "shuffled", "overlapping"])
 def test_scatter_writes_places_in_order(size, order, layout):
-    """reloc.scatter: places in order and apart go a byte plane at a time, others a
-    row per relocation; either way every place holds its value, and where places
-    overlap the later relocation wins, as when they are applied one by one."""
+    """reloc.scatter: places in order and apart go in one write through a view
+    with a field at every byte offset, others a row of bytes per relocation;
+    either way every place holds its value, and where places overlap the later
+    relocation wins, as when they are applied one by one."""
     from minild.reloc import scatter
     rng = np.random.default_rng(size)
     n = 300
@@ -129,3 +130,16 @@ def test_scatter_writes_places_in_order(size, order, layout):
         field = (v % (1 << (8 * size))).to_bytes(size, "little" if order == "<" else "big")
         want[o:o + size] = np.frombuffer(field, np.uint8)
     assert (buf == want).all()
+
+
+@pytest.mark.parametrize("size", [1, 2, 4, 8])
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_gather_reads_places_at_any_offset(size, order):
+    from minild.reloc import gather
+    rng = np.random.default_rng(size)
+    buf = rng.integers(0, 256, 64).astype(np.uint8)
+    off = np.array([0, 1, 3, 7, 64 - size], np.int64)
+    want = [int.from_bytes(buf[o:o + size].tobytes(), "little" if order == "<" else "big")
+            for o in off.tolist()]
+    got = gather(buf, off, size, order)
+    assert got.dtype == np.uint64 and got.tolist() == want
