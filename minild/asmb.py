@@ -98,6 +98,26 @@ class ByBlock:
         first = np.cumsum(length) - length
         return np.arange(int(length.sum()), dtype=np.int64) + np.repeat(start - first, length)
 
+    def take(self, i: int, *cols: np.ndarray) -> list[np.ndarray]:
+        """take returns each column's values at block i's relocations (in the
+        order of self(i)). Where the block's runs are long, it copies them
+        as slices: a memcpy per run instead of an index array and a gather
+        per column (an eighth of the time on the medium benchmark)."""
+        lo, hi = int(self.bounds[i]), int(self.bounds[i + 1])
+        if self.order is None and hi - lo <= 1:
+            s, n = (int(self.run_start[lo]), int(self.run_len[lo])) if hi > lo else (0, 0)
+            return [c[s:s + n] for c in cols]     # one run (or none): views
+        if self.order is None and int(self.run_len[lo:hi].sum()) >= LONG_RUNS * (hi - lo):
+            runs = list(zip(self.run_start[lo:hi].tolist(),
+                            (self.run_start[lo:hi] + self.run_len[lo:hi]).tolist()))
+            return [np.concatenate([c[s:e] for s, e in runs]) for c in cols]
+        k = self(i)
+        return [c[k] for c in cols]
+
+
+# Runs at least this long on average are copied as slices (ByBlock.take).
+LONG_RUNS = 256
+
 
 def fill(buf: np.ndarray, pad: bytes, va: int) -> None:
     """fill covers buf with the padding pattern, phased to the block's address."""
@@ -130,13 +150,19 @@ def asmb(ctx, out, jobs: int, block_size: int = BLOCK_SIZE) -> None:
                 buf[o:o + len(data)] = np.frombuffer(data, np.uint8)
         # This block's relocations, gathered here rather than all at once: the
         # link never holds a second, sorted copy of every relocation column.
-        k = block_relocs(i)
-        sec, roff = r.sec[k], r.off[k]
+        # P and S are whole columns only where an arch hook or the format
+        # needed them (symaddrs); else they are computed here, per block.
+        whole = r.P is not None
+        sec, roff, types, A, *rest = block_relocs.take(
+            i, r.sec, r.off, r.type, r.A, *((r.P, r.S) if whole else (r.sym,)))
         off = ctx.sec_fileoff[sec] + roff - b.fileoff
-        P, S = r.PS(ctx, k, sec, roff)
-        args = (buf, off, r.type[k], S, r.A[k], P, howtos, byteorder)
+        P, S = rest if whole else (ctx.sec_addr[sec] + roff, ctx.defaddr[rest[0]])
+        args = (buf, off, types, S, A, P, howtos, byteorder)
         probs = apply_block(*args) if apply is None else apply(ctx, *args)
         view.commit(b.fileoff, buf)
+        if not probs:
+            return []
+        k = block_relocs(i)
         return [(p, k[p.index]) for p in probs]
 
     results: dict[int, list] = {}

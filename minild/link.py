@@ -73,14 +73,6 @@ class Relocs(msgspec.Struct):
     S: np.ndarray | None = None
     A: np.ndarray | None = None
 
-    def PS(self, ctx, k: np.ndarray, sec: np.ndarray, off: np.ndarray
-           ) -> tuple[np.ndarray, np.ndarray]:
-        """PS returns the place address P and the target address S of
-        relocations k (whose sections and offsets the caller has gathered)."""
-        if self.P is not None:
-            return self.P[k], self.S[k]
-        return ctx.sec_addr[sec] + off, ctx.defaddr[self.sym[k]]
-
 
 class Link:
     """Link is the context of one link: options, inputs, layout, output. The
@@ -552,7 +544,7 @@ def symaddrs(ctx: Link) -> None:
     adjust = ctx.arch.hook("adjust_relocs")
     relocates = getattr(ctx.format, "RELOCATES", True)
     if relocates and adjust is None:
-        # asmb's writers compute each block's P and S (Relocs.PS), in parallel,
+        # asmb's writers compute each block's P and S, in parallel,
         # and the link holds 16 bytes a relocation less.
         return
     r.P = ctx.sec_addr[r.sec] + r.off

@@ -83,13 +83,17 @@ def test_many_types_in_one_block_apply_in_one_pass():
     assert bytes(buf[:20]) == want
 
 
+@pytest.mark.parametrize("long_runs", [1, 256, 1 << 30])
 @pytest.mark.parametrize("seed", range(6))
-def test_by_block_is_a_stable_sort_by_block(seed):
+def test_by_block_is_a_stable_sort_by_block(seed, long_runs, monkeypatch):
     """asmb.ByBlock sorts runs of relocations, not relocations: block by block,
     the order of a stable argsort, with left-out relocations (block -1)
     dropped, whether the input comes in long runs (the fast path) or
-    scattered (the fallback)."""
+    scattered (the fallback). take gives the columns at those relocations,
+    whether it copies runs as slices or gathers."""
+    from minild import asmb
     from minild.asmb import ByBlock
+    monkeypatch.setattr(asmb, "LONG_RUNS", long_runs)
     rng = np.random.default_rng(seed)
     nblocks = int(rng.integers(1, 40))
     if seed % 2:
@@ -99,11 +103,21 @@ def test_by_block_is_a_stable_sort_by_block(seed):
         rblock = np.repeat(runs, rng.integers(1, 200, 200)).astype(np.int32)  # long runs
     by = ByBlock(rblock, nblocks)
     assert (by.order is None) == (seed % 2 == 0)
+    cols = [np.arange(len(rblock)) * 3, rng.integers(0, 1 << 40, len(rblock))]
     for i in range(nblocks):
         want = np.flatnonzero(rblock == i)
         assert by(i).tolist() == want.tolist(), i
+        got = by.take(i, *cols)
+        assert [c.tolist() for c in got] == [c[want].tolist() for c in cols], i
+    one = ByBlock(np.repeat(np.array([-1, 0, 1], np.int32), [10, 40, 30]), 3)
+    assert one.order is None
+    col = np.arange(80)
+    got = one.take(0, col)[0]                  # one run: a view
+    assert got.base is not None and got.tolist() == list(range(10, 50))
+    assert one.take(2, col)[0].tolist() == []
     empty = ByBlock(np.zeros(0, np.int32), 3)
     assert [len(empty(i)) for i in range(3)] == [0, 0, 0]
+    assert [len(empty.take(i, cols[0][:0])[0]) for i in range(3)] == [0, 0, 0]
 
 
 @pytest.mark.parametrize("size", [1, 2, 4, 8])
