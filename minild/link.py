@@ -334,8 +334,9 @@ def columns(ctx: Link, objs: list[Object]) -> None:
 
     ctx.sym_obj = np.repeat(np.arange(len(objs), dtype=np.int32), nsym)
     ctx.names = Names.concat([o.sym_name for o in objs])
+    none = Names.from_list([])
     for o in objs:
-        o.sym_name = Names.from_list([])
+        o.sym_name = none
     sec = ctx.sym_sec = cat("sym_sec", np.int64)
     rebase(sec, nsym, secbase, defined_only=True)  # UNDEF and ABS stay
     # An object's columns may be its file's narrow views (loader: a bulk
@@ -534,9 +535,14 @@ def symaddrs(ctx: Link) -> None:
     for name, i in ctx.linker_defined.items():
         ctx.sym_value[i] = ctx.linker_symbols[name](ctx)
     sec = ctx.sym_sec
-    ctx.sym_addr = np.where(sec >= 0, ctx.sec_addr[np.maximum(sec, 0)] + ctx.sym_value,
-                            np.where(sec == ABS, ctx.sym_value, 0))
-    defaddr = np.where(ctx.sym_res >= 0, ctx.sym_addr[np.maximum(ctx.sym_res, 0)], 0)
+    # Indexed by a section id, UNDEF (-1) or ABS (-2): a section's address,
+    # or 0 for both (an absolute symbol's address is its value).
+    base = np.concatenate((ctx.sec_addr, [0, 0]))
+    addr = ctx.sym_addr = base[sec]
+    addr += ctx.sym_value
+    addr[sec == UNDEF] = 0
+    # Indexed by sym_res: the defining entry's address, 0 for none (-1).
+    defaddr = np.concatenate((addr, [0]))[ctx.sym_res]
     ctx.entry_addr = int(ctx.sym_addr[ctx.entry_sym]) if ctx.entry_sym is not None else 0
     r = ctx.relocs
     r.A = r.add

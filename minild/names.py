@@ -223,23 +223,24 @@ class SymbolTable:
         self.shift = np.uint64(64 - bits)
         wide = len(names) >= 1 << 31 or (len(ids) and int(names.length.max()) >= 1 << 31)
         i = np.int64 if wide else np.int32
+        # A slot's "entry" is the entry plus one: a zeroed table is empty, and
+        # its pages are touched only by the inserts (no pass to mark them free).
         self.slots = np.zeros(1 << bits, [("hash", "<u8"), ("entry", i), ("length", i)])
-        self.slots["entry"] = -1
-        taken = np.full(1 << bits, -1, np.int64)    # index into ids
+        entry = self.slots["entry"]
         slot = (hashes >> self.shift).astype(np.int64)
         pending = np.arange(len(ids))
         while len(pending):
             s = slot[pending]
-            free = taken[s] < 0
+            free = entry[s] == 0
             cand, cs = pending[free], s[free]
-            taken[cs] = cand                   # of several for one slot, one wins
-            won = taken[cs] == cand
+            entry[cs] = cand + 1             # of several for one slot, one wins
+            won = entry[cs] == cand + 1
             pending = np.concatenate((pending[~free], cand[~won]))
             slot[pending] = (slot[pending] + 1) & self.mask
-        used = np.flatnonzero(taken >= 0)
-        k = taken[used]
+        used = np.flatnonzero(entry)
+        k = entry[used] - 1                  # until here, an index into ids
         self.slots["hash"][used] = hashes[k]
-        self.slots["entry"][used] = ids[k]
+        entry[used] = ids[k] + 1
         self.slots["length"][used] = names.length[ids[k]]
 
     def __len__(self) -> int:
@@ -263,17 +264,16 @@ class SymbolTable:
     def _lookup(self, names: Names, idx: np.ndarray, hashes: np.ndarray) -> np.ndarray:
         slot = (hashes >> self.shift).astype(np.intp)
         rec = self.slots[slot]           # the first probe, for every name at once
-        out, length = rec["entry"], rec["length"]
+        out, length = rec["entry"] - 1, rec["length"]
         used = out >= 0
         hit = rec["hash"] == hashes
         hit &= used
         pending = np.flatnonzero(used & ~hit)   # an empty slot ends a search
-        out = out.copy()
         out[~hit] = -1
         while len(pending):
             slot[pending] = (slot[pending] + 1) & self.mask
             rec = self.slots[slot[pending]]
-            e = rec["entry"]
+            e = rec["entry"] - 1
             h = (rec["hash"] == hashes[pending]) & (e >= 0)
             out[pending[h]] = e[h]
             length[pending[h]] = rec["length"][h]
@@ -297,10 +297,10 @@ class SymbolTable:
         slot = int(h >> self.shift)
         while len(self.ids):
             rec = self.slots[slot]
-            if rec["entry"] < 0:
+            if rec["entry"] == 0:
                 return None
             if rec["hash"] == h:
-                i = int(rec["entry"])
+                i = int(rec["entry"]) - 1
                 return i if self.names[i] == name else None
             slot = (slot + 1) & self.mask
         return None
