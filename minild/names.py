@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-PAD = b"\0" * 8  # every blob ends with 8 spare bytes: a word read at any name's start is in bounds
+PAD = b"\0" * 8  # 8 spare bytes after a blob: a word read at any name's start is in bounds
 
 # 0..8 low bytes of a little-endian word
 _MASK = np.array([(1 << (8 * i)) - 1 for i in range(8)] + [(1 << 64) - 1], np.uint64)
@@ -48,14 +48,15 @@ def _offset_type(blob_size: int) -> np.dtype:
 
 class Names:
     """Names is a table of names: blob[start[i] : start[i] + length[i]] is name i,
-    UTF-8 without NUL (the loader checks), and the blob ends in PAD."""
+    UTF-8 without NUL (the loader checks). The blob is bytes or a memoryview
+    (an object's names are the JSON text they came in, a view of the
+    read-ahead's mapping, not a copy); words() gives it its PAD, once, when
+    names are hashed or compared."""
 
     __slots__ = ("blob", "start", "length", "_words", "_hashes")
 
-    def __init__(self, blob: bytes, start: np.ndarray, length: np.ndarray,
+    def __init__(self, blob: bytes | memoryview, start: np.ndarray, length: np.ndarray,
                  hashes: np.ndarray | None = None):
-        if not blob.endswith(PAD):
-            blob += PAD
         self.blob = blob
         # int32 offsets below 2 GiB of names: half the memory of 1M+ rows.
         dt = _offset_type(len(blob))
@@ -77,7 +78,7 @@ class Names:
         return cls(text.encode() + PAD, start, length)
 
     @classmethod
-    def from_json_array(cls, raw: bytes) -> "Names | None":
+    def from_json_array(cls, raw: bytes | memoryview) -> "Names | None":
         """from_json_array reads a JSON array of strings straight from its text
         when every name is printable ASCII with no escapes (what minild and most
         generators write): the quotes delimit the names. Anything else, or any
@@ -89,7 +90,7 @@ class Names:
         if len(body) == 0:
             return cls(PAD, np.zeros(0, np.int64), np.zeros(0, np.int64))
         # ASCII, no escapes (\), no control characters: a name is its bytes.
-        if not raw.isascii() or b"\\" in raw or body.min() < 0x20:
+        if body.min() < 0x20 or body.max() >= 0x80 or (body == 0x5C).any():
             return None
         q = np.flatnonzero(body == 0x22) + 1
         if len(q) % 2 or len(q) == 0:
@@ -100,7 +101,7 @@ class Names:
         if q[0] != 1 or q[-1] != len(u) - 2 or not (start[1:] - end[:-1] == 3).all() \
                 or not (u[end[:-1] + 1] == 0x2C).all():
             return None
-        return cls(raw + PAD, start, end - start)
+        return cls(raw, start, end - start)
 
     @staticmethod
     def concat(tables: list["Names"]) -> "Names":
@@ -114,7 +115,7 @@ class Names:
         hashes = None
         if tables and all(t._hashes is not None for t in tables):
             hashes = np.concatenate([t._hashes for t in tables])
-        return Names(b"".join(t.blob for t in tables), start, length, hashes)
+        return Names(b"".join([*(t.blob for t in tables), PAD]), start, length, hashes)
 
     def extend(self, names: list[str]) -> "Names":
         more = Names.from_list(names)
@@ -127,13 +128,13 @@ class Names:
 
     def __getitem__(self, i) -> str:
         s = int(self.start[i])
-        return self.blob[s:s + int(self.length[i])].decode()
+        return bytes(self.blob[s:s + int(self.length[i])]).decode()
 
     def __iter__(self):
         return iter(self.tolist())
 
     def tolist(self, idx=None) -> list[str]:
-        b, st, ln = self.blob, self.start, self.length
+        b, st, ln = bytes(self.blob), self.start, self.length
         if idx is not None:
             st, ln = st[idx], ln[idx]
         return [b[s:s + n].decode() for s, n in zip(st.tolist(), ln.tolist())]
@@ -141,6 +142,8 @@ class Names:
     def words(self) -> np.ndarray:
         """words is a uint64 view of the blob at every byte offset (little-endian)."""
         if self._words is None:
+            if not (isinstance(self.blob, bytes) and self.blob.endswith(PAD)):
+                self.blob = bytes(self.blob) + PAD
             self._words = np.ndarray((len(self.blob) - 7,), "<u8", self.blob, 0, (1,))
         return self._words
 

@@ -162,7 +162,7 @@ def _up(n: int) -> int:
 
 def _unpack(shared: mmap.mmap, n: int) -> dict[int, Compact]:
     """_unpack rebuilds the documents the child finished: byte fields are
-    views of the mapping (names are bytes: minild.names reads them as such)."""
+    views of the mapping."""
     view = memoryview(shared)
     out = {}
     for i in range(n):
@@ -180,7 +180,6 @@ def _unpack(shared: mmap.mmap, n: int) -> dict[int, Compact]:
             sections=[CSection(name=name, kind=kind, align=align,
                                data=None if d is None else field(d), size=sz)
                       for name, kind, align, d, sz in secs],
-            symbols=CSymbols(syms[0], bytes(field(syms[1])),
-                             *(field(k) for k in syms[2:])),
+            symbols=CSymbols(syms[0], *(field(k) for k in syms[1:])),
             relocs=CRelocs(rels[0], rels[1], *(field(k) for k in rels[2:])))
     return out
