@@ -39,6 +39,16 @@ def same(a, b) -> None:
         [None if d is None else bytes(d) for d in b.sec_data]
 
 
+def same_results(a: list, b: list) -> None:
+    """same_results: the same objects, and the same errors, in the same places."""
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        if isinstance(x, LinkError):
+            assert isinstance(y, LinkError) and str(x) == str(y)
+        else:
+            same(x, y)
+
+
 @pytest.mark.parametrize("jobs", [2, 3, 5])
 def test_forked_reading_gives_the_same_objects(tmp_path, monkeypatch, jobs):
     paths = compact_copies(tmp_path)
@@ -49,12 +59,8 @@ def test_forked_reading_gives_the_same_objects(tmp_path, monkeypatch, jobs):
     serial = loader.read_objects(paths, 1)
     monkeypatch.setattr(loader, "FORK_LOAD_BYTES", 0)
     forked = loader.read_objects(paths, jobs)
-    assert len(forked) == len(serial) == len(paths)
-    for a, b in zip(serial, forked):
-        if isinstance(a, LinkError):
-            assert isinstance(b, LinkError) and str(a) == str(b)
-        else:
-            same(a, b)
+    assert len(serial) == len(paths)
+    same_results(serial, forked)
 
 
 def test_a_child_that_dies_leaves_its_share_to_the_parent(tmp_path, monkeypatch):

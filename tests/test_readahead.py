@@ -13,9 +13,8 @@ import pytest
 
 from conftest import EXAMPLES, minild, run_output
 from minild import arch, loader, readahead, schema
-from minild.errors import LinkError
 from minild.link import Options, link
-from test_load import same
+from test_load import same_results
 
 MULTI = [EXAMPLES / "multi" / n for n in ("main.obj", "greet.obj", "ops.obj")]
 
@@ -38,15 +37,6 @@ def mixed(tmp_path) -> list[str]:
     bad.write_text('{"version": 1, "encoding": "compact", "arch": "amd64"}')
     c = compact_multi(tmp_path)
     return [c[0], str(MULTI[1]), c[1], str(bad), c[2], str(tmp_path / "missing.obj")]
-
-
-def same_results(a: list, b: list) -> None:
-    assert len(a) == len(b)
-    for x, y in zip(a, b):
-        if isinstance(x, LinkError):
-            assert isinstance(y, LinkError) and str(x) == str(y)
-        else:
-            same(x, y)
 
 
 def test_a_finished_child_decoded_every_compact_document(tmp_path, monkeypatch):
