@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import itertools
 import os
-from typing import NoReturn
 import shutil
 import tempfile
+from typing import NoReturn
 
 import msgspec
 import numpy as np
@@ -34,7 +34,6 @@ from .loader import (ABS, GLOBAL, LOCAL, SECTION_TYPE, UNDEF, WEAK, Object, boun
 from .names import Names, SymbolTable
 from .outbuf import OutBuf
 from .workers import DEFAULT_JOBS
-
 
 
 class Options(msgspec.Struct):

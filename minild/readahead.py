@@ -19,6 +19,7 @@ from __future__ import annotations
 import mmap
 import os
 import pickle
+import stat
 
 from .errors import LinkError
 from .schema import Compact, CRelocs, CSection, CSymbols, decode
@@ -27,7 +28,7 @@ from .schema import Compact, CRelocs, CSection, CSymbols, decode
 AHEAD_BYTES = 1 << 20
 
 _STOP = 0      # mapping byte: the parent sets it to 1 to stop the child
-_TABLE = 8     # then per file: where its pickle is and how long (0: not decoded)
+_TABLE = 8     # then per file: where its record is and how long (0: not decoded)
 _ALIGN = 8     # byte fields start 8-aligned, as numpy prefers for its views
 
 
@@ -59,8 +60,8 @@ class ReadAhead:
             self.shared[_STOP] = 1
         _, status = os.waitpid(self.pid, 0)
         if status != 0:
-            # A child that died mid-write may have left a table entry behind
-            # the count of what it finished: trust none of it.
+            # A child that died may have died writing a table entry: trust
+            # none of them.
             self.shared[_TABLE:_TABLE + 16 * len(self.paths)] = bytes(16 * len(self.paths))
 
 
@@ -69,12 +70,17 @@ def start(paths: list[str], jobs: int) -> ReadAhead | None:
     job, little input) or cannot run (no fork, no mapping)."""
     if jobs <= 1 or not hasattr(os, "fork"):
         return None
-    total = 0
+    total, regular = 0, []
     for p in paths:
         try:
-            total += os.stat(p).st_size
+            st = os.stat(p)
         except OSError:
-            pass   # the parent's read says what is wrong with it
+            regular.append(False)   # the parent's read says what is wrong with it
+            continue
+        # Only regular files: opening a FIFO could block the child, and
+        # reading one would take its bytes from the parent.
+        regular.append(stat.S_ISREG(st.st_mode))
+        total += st.st_size if regular[-1] else 0
     if total < AHEAD_BYTES:
         return None
     try:
@@ -85,7 +91,7 @@ def start(paths: list[str], jobs: int) -> ReadAhead | None:
     if pid == 0:
         code = 1
         try:
-            _run(paths, shared)
+            _run([p if r else None for p, r in zip(paths, regular)], shared)
             code = 0
         finally:
             os._exit(code)
@@ -100,12 +106,15 @@ def _region(total: int, files: int) -> int:
     return _TABLE + 16 * files + 2 * total + 4096 * files
 
 
-def _run(paths: list[str], shared: mmap.mmap) -> None:
-    """_run is the child: decode each file in turn until told to stop."""
+def _run(paths: list[str | None], shared: mmap.mmap) -> None:
+    """_run is the child: decode each file in turn (None: leave it) until
+    told to stop."""
     pos = _TABLE + 16 * len(paths)
     for i, path in enumerate(paths):
         if shared[_STOP]:
             return
+        if path is None:
+            continue
         try:
             doc = decode(path)
         except LinkError:

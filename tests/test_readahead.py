@@ -155,3 +155,26 @@ def test_the_cli_reads_ahead(tmp_path):
     assert (tmp_path / "serial").read_bytes() == (tmp_path / "ahead").read_bytes()
     want, got = run_output("amd64", tmp_path / "serial"), run_output("amd64", tmp_path / "ahead")
     assert (got.returncode, got.stdout) == (want.returncode, want.stdout) and got.stdout
+
+
+def test_a_fifo_is_left_to_the_parent(tmp_path, monkeypatch):
+    """The child decodes only regular files: opening a FIFO with no writer
+    would block it (and the parent waiting for it)."""
+    import signal
+    paths = compact_multi(tmp_path)
+    fifo = tmp_path / "fifo.obj"
+    os.mkfifo(fifo)
+    monkeypatch.setattr(readahead, "AHEAD_BYTES", 0)
+    ra = readahead.start([paths[0], str(fifo), paths[1]], 2)
+
+    def hung(*_):
+        os.kill(ra.pid, signal.SIGKILL)
+        raise AssertionError("the read-ahead child blocked on the FIFO")
+
+    old = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(20)
+    try:
+        assert sorted(ra.collect(wait=True)) == [0, 2]
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
