@@ -109,15 +109,20 @@ class StrTab:
 
 
 def symbols(ctx, lay: Layout, strtab: StrTab, head: np.ndarray | None = None,
-            undefined: bool = False) -> tuple[np.ndarray, int, np.ndarray]:
+            undefined: bool = False, index: bool = False
+            ) -> tuple[np.ndarray, int, np.ndarray | None]:
     """symbols builds .symtab's rows: the null symbol, `head` (section symbols of
     a relocatable object), then file and local symbols, then globals. It returns
-    the rows, the index of the first global and, per symbol entry, its row
-    (-1 if absent; an unresolved reference gets the row of its name). With
+    the rows, the index of the first global and, with `index`, per symbol entry
+    its row (-1 if absent; an unresolved reference gets the row of its name;
+    else None: an executable needs no such map, a full-size array). With
     `undefined`, references nobody defines are kept as undefined globals (for an
     object another linker finishes); otherwise only undefined weak ones are."""
     bind, typ, sec = ctx.sym_bind, ctx.sym_type, ctx.sym_sec
-    sec_shndx = np.array([o.shndx for o in ctx.outsections] + [0], np.int64)[ctx.sec_out]
+    # Indexed by a symbol's section id, UNDEF (-1) or ABS (-2): its shndx.
+    sec_shndx = np.concatenate((
+        np.array([o.shndx for o in ctx.outsections] + [0], np.int64)[ctx.sec_out],
+        [SHN_ABS, 0]))
     names = ctx.names
     loc, glob = listed_symbols(ctx)
     # Undefined weak symbols stay in the table, once per name, as GNU ld keeps them.
@@ -133,28 +138,27 @@ def symbols(ctx, lay: Layout, strtab: StrTab, head: np.ndarray | None = None,
     # One STT_FILE symbol before each object's locals, as GNU ld writes them.
     lobj = ctx.sym_obj[loc]
     starts = np.flatnonzero(np.diff(lobj, prepend=-1)) if len(loc) else np.zeros(0, np.int64)
+    if head is None:
+        head = np.zeros(0, lay.sym)
+    nlocal = 1 + len(head) + len(loc) + len(starts)
+    # The rows in their final place and byte order: no joined copy to cast.
+    rows = np.zeros(nlocal + len(glob), lay.sym)
+    rows[1:1 + len(head)] = head
+    lr, gr = rows[1 + len(head):nlocal], rows[nlocal:]
     fpos = starts + np.arange(len(starts))
-    lr = np.zeros(len(loc) + len(starts), lay.sym)
     spos = np.flatnonzero(~np.isin(np.arange(len(lr)), fpos))
     lr["name"][fpos] = strtab.add_many([os.path.basename(ctx.objects[o].path)
                                         for o in lobj[starts].tolist()])
     lr["info"][fpos] = STT_FILE
     lr["shndx"][fpos] = SHN_ABS
-    gr = np.zeros(len(glob), lay.sym)
-    for rows, pos, idx in ((lr, spos, loc), (gr, np.arange(len(glob)), glob)):
-        rows["name"][pos] = strtab.add_names(names, idx)
-        rows["info"][pos] = (bind[idx].astype(np.uint8) << 4) | typ[idx]
-        si = sec[idx]
-        rows["shndx"][pos] = np.where(si >= 0, sec_shndx[np.maximum(si, 0)],
-                                      np.where(si == ABS, SHN_ABS, 0))
-        rows["value"][pos] = np.where(sec[idx] == UNDEF, 0, ctx.sym_addr[idx]).astype(np.uint64)
-        rows["size"][pos] = ctx.sym_size[idx]
-    # np.concatenate gives structured arrays native byte order: cast back for
-    # big-endian files.
-    if head is None:
-        head = np.zeros(0, lay.sym)
-    rows = np.concatenate((np.zeros(1, lay.sym), head, lr, gr)).astype(lay.sym)
-    nlocal = 1 + len(head) + len(lr)
+    for part, pos, idx in ((lr, spos, loc), (gr, slice(None), glob)):
+        part["name"][pos] = strtab.add_names(names, idx)
+        part["info"][pos] = (bind[idx].astype(np.uint8) << 4) | typ[idx]
+        part["shndx"][pos] = sec_shndx[sec[idx]]
+        part["value"][pos] = ctx.sym_addr[idx]      # 0 for undefined ones (symaddrs)
+        part["size"][pos] = ctx.sym_size[idx]
+    if not index:
+        return rows, nlocal, None
     symidx = np.full(len(bind), -1, np.int64)
     symidx[glob] = nlocal + np.arange(len(glob))
     symidx[loc] = 1 + len(head) + spos

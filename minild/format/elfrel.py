@@ -99,7 +99,7 @@ def layout(ctx, end: int) -> int:
     head["shndx"] = np.arange(1, n + 1)
     ctx.strtab = StrTab()
     ctx.symrows, ctx.first_global, symidx = symbols(ctx, lay, ctx.strtab, head=head,
-                                                    undefined=True)
+                                                    undefined=True, index=True)
     r = ctx.relocs
     tgt = ctx.sym_res[r.sym]
     safe = np.maximum(tgt, 0)
