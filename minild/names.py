@@ -193,16 +193,23 @@ class Names:
     def strtab(self, idx: np.ndarray) -> tuple[bytes, np.ndarray]:
         """strtab returns names idx, each followed by a NUL, as one blob, and the
         offset of each in it (an ELF string table's layout)."""
-        ln = self.length[idx]
+        ln = self.length[idx].astype(np.int64)
         size = ln + 1
         offs = np.cumsum(size) - size
         total = int(size.sum()) if len(idx) else 0
-        # Source byte of every output byte: the name's start plus the distance
-        # from the name's offset in the output.
-        src = np.arange(total, dtype=np.int64) + np.repeat(self.start[idx] - offs, size)
-        out = np.frombuffer(self.blob, np.uint8)[src]
+        # Each name goes in 8-byte words, through a view of the output with a
+        # word at every byte offset. A word may run past its name into the
+        # next names' places: the passes go from the last words to the first,
+        # each in name order, so every name's own words come after any spill
+        # into them. Then the NULs.
+        W, st = self.words(), self.start[idx].astype(np.int64)
+        out = np.zeros(total + 8, np.uint8)
+        fields = np.ndarray((total + 1,), "<u8", out, 0, (1,))
+        for k in range(8 * ((int(ln.max()) - 1) // 8) if len(idx) else -1, -1, -8):
+            sel = np.flatnonzero(ln > k) if k else slice(None)
+            fields[offs[sel] + k] = W[st[sel] + k]
         out[offs + ln] = 0
-        return out.tobytes(), offs
+        return out[:total].tobytes(), offs
 
 
 LOOKUP_CHUNK = 1 << 16

@@ -57,12 +57,19 @@ def test_equal_is_byte_for_byte():
     assert got.tolist() == want
 
 
-def test_strtab_layout():
-    n = Names.from_list(WORDS)
-    idx = np.array([4, 0, 13, 10])
-    blob, offs = n.strtab(idx)
-    assert blob == b"".join(WORDS[i].encode() + b"\0" for i in idx)
-    assert [blob[o:].split(b"\0")[0].decode() for o in offs] == [WORDS[i] for i in idx]
+@pytest.mark.parametrize("seed", range(4))
+def test_strtab_layout(seed):
+    """Names.strtab writes names in 8-byte words that may run into the next
+    names' places: every name of every length (0 to 40 bytes, UTF-8), in any
+    order and with repeats, must come out whole, each after the last's NUL."""
+    rng = np.random.default_rng(seed)
+    pool = WORDS + ["", "é", "x" * 8, "y" * 9, "z" * 16, "w" * 17, "ü" * 20] + \
+        ["".join(rng.choice(list("abcdefghij_0123456789"), int(k))) for k in rng.integers(0, 41, 60)]
+    n = Names.from_list(pool)
+    for idx in (np.array([4, 0, 13, 10]), rng.integers(0, len(pool), 300), np.zeros(0, np.int64)):
+        blob, offs = n.strtab(idx)
+        assert blob == b"".join(pool[i].encode() + b"\0" for i in idx)
+        assert [blob[o:].split(b"\0")[0].decode() for o in offs] == [pool[i] for i in idx]
 
 
 def random_link(rng, n=4000):
