@@ -156,7 +156,10 @@ def asmb(ctx, out, jobs: int, block_size: int = BLOCK_SIZE) -> None:
         sec, roff, types, A, *rest = block_relocs.take(
             i, r.sec, r.off, r.type, r.A, *((r.P, r.S) if whole else (r.sym,)))
         off = ctx.sec_fileoff[sec] + roff - b.fileoff
-        P, S = rest if whole else (ctx.sec_addr[sec] + roff, ctx.defaddr[rest[0]])
+        # A block lies in one output section, whose inputs are as far apart
+        # in memory as in the file: a place's address is the block's plus
+        # its offset in the block (no second gather by section).
+        P, S = rest if whole else (off + b.va, ctx.defaddr[rest[0]])
         args = (buf, off, types, S, A, P, howtos, byteorder)
         probs = apply_block(*args) if apply is None else apply(ctx, *args)
         view.commit(b.fileoff, buf)
