@@ -171,7 +171,6 @@ def link_cmd(objects, output, entry, headtype, text_addr, round_, strip, jobs, n
     try:
         _tune_malloc()
         from .link import Options, link
-        from .mapfile import write_map
 
         opts = Options(objects=list(objects), output=output, entry=entry, headtype=headtype,
                        text_addr=text_addr, round=round_, strip=strip, jobs=jobs,
@@ -182,6 +181,7 @@ def link_cmd(objects, output, entry, headtype, text_addr, round_, strip, jobs, n
         def go():
             ctx = link(opts)
             if map_path:
+                from .mapfile import write_map  # and json: only for -M
                 write_map(ctx, map_path, map_format)
             return ctx
 
