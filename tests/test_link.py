@@ -224,3 +224,20 @@ def test_output_mode_follows_umask(tmp_path):
         os.umask(old)
     assert out.stat().st_mode & 0o777 == 0o750
     assert subprocess.run([out], capture_output=True).returncode == 0
+
+
+def test_entry_point(tmp_path, monkeypatch):
+    """The console script's entry (minild.__main__) links as the CLI module
+    does, and turns the garbage collector off only for a link."""
+    import gc
+    import sys
+    p = subprocess.run([sys.executable, "-m", "minild", "link", *map(str, MULTI), "-o",
+                        str(tmp_path / "entry")], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    minild("link", *MULTI, "-o", tmp_path / "cli")
+    assert (tmp_path / "entry").read_bytes() == (tmp_path / "cli").read_bytes()
+    from minild import __main__ as entry
+    monkeypatch.setattr(sys, "argv", ["minild", "--version"])
+    with pytest.raises(SystemExit) as e:
+        entry.main()
+    assert e.value.code == 0 and gc.isenabled()
