@@ -21,11 +21,9 @@ from . import arch as archreg
 from . import workers
 from .errors import Diagnostics, LinkError, fail
 from .names import Names
-# The schema and decoding live apart from numpy (minild.readahead); they are
-# loader's vocabulary too, so they are re-exported from here.
-from .schema import (BINDINGS, FORMAT_VERSION, KINDS, TYPES, Compact, CRelocs,  # noqa: F401
-                     CSection, CSymbols, Readable, Reloc, Section, Symbol, decode,
-                     msgspec_message)
+# The schema and decoding live apart from numpy (minild.readahead).
+from .schema import (BINDINGS, FORMAT_VERSION, KINDS, TYPES, Compact, CRelocs, CSection,
+                     CSymbols, Readable, Reloc, Symbol, decode, msgspec_message)
 
 KIND_ID = {k: i for i, k in enumerate(KINDS)}
 LOCAL, GLOBAL, WEAK = 0, 1, 2

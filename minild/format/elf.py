@@ -15,7 +15,7 @@ import struct
 import numpy as np
 
 from ..layout import align_up, listed_symbols
-from ..loader import ABS, LOCAL, UNDEF, WEAK
+from ..loader import LOCAL, WEAK
 
 USE_MMAP = True
 
