@@ -42,6 +42,12 @@ def _fmix(x: np.ndarray) -> np.ndarray:
     return x
 
 
+def _words(buf) -> np.ndarray:
+    """_words views buf (bytes-like, at least 8 bytes) as a little-endian
+    uint64 at every byte offset but the last 7."""
+    return np.ndarray((len(buf) - 7,), "<u8", buf, 0, (1,))
+
+
 def _offset_type(blob_size: int) -> np.dtype:
     return np.dtype(np.int32 if blob_size < 1 << 31 else np.int64)
 
@@ -144,7 +150,7 @@ class Names:
         if self._words is None:
             if not (isinstance(self.blob, bytes) and self.blob.endswith(PAD)):
                 self.blob = bytes(self.blob) + PAD
-            self._words = np.ndarray((len(self.blob) - 7,), "<u8", self.blob, 0, (1,))
+            self._words = _words(self.blob)
         return self._words
 
     def hashes(self) -> np.ndarray:
@@ -204,7 +210,7 @@ class Names:
         # into them. Then the NULs.
         W, st = self.words(), self.start[idx].astype(np.int64)
         out = np.zeros(total + 8, np.uint8)
-        fields = np.ndarray((total + 1,), "<u8", out, 0, (1,))
+        fields = _words(out)
         for k in range(8 * ((int(ln.max()) - 1) // 8) if len(idx) else -1, -1, -8):
             sel = np.flatnonzero(ln > k) if k else slice(None)
             fields[offs[sel] + k] = W[st[sel] + k]
