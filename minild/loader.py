@@ -22,8 +22,9 @@ from . import workers
 from .errors import Diagnostics, LinkError, fail
 from .names import Names
 # The schema and decoding live apart from numpy (minild.readahead).
-from .schema import (BINDINGS, FORMAT_VERSION, KINDS, TYPES, Compact, CRelocs, CSection,
-                     CSymbols, Readable, Reloc, Symbol, decode, msgspec_message)
+from .schema import (BINDINGS, FORMAT_VERSION, KINDS, RELOC_COLUMNS, SYMBOL_COLUMNS, TYPES,
+                     Compact, CRelocs, CSection, CSymbols, Readable, Reloc, Symbol, decode,
+                     msgspec_message)
 
 KIND_ID = {k: i for i, k in enumerate(KINDS)}
 LOCAL, GLOBAL, WEAK = 0, 1, 2
@@ -466,10 +467,6 @@ def _names(path: str, raw: bytes, d: Diagnostics) -> Names | None:
     return Names.from_list(lst)
 
 
-_SYM = ("section", "value", "size", "binding", "type")
-_REL = ("section", "offset", "type", "symbol", "addend")
-
-
 def _from_compact(path: str, doc: Compact, a: archreg.Arch, d: Diagnostics,
                   bulk: bool = False) -> Object:
     """_from_compact validates a compact document and makes its Object.
@@ -490,11 +487,11 @@ def _from_compact(path: str, doc: Compact, a: archreg.Arch, d: Diagnostics,
     names = _names(path, sy.name, d)
     if names is not None and len(names) != ns:
         d.error(f"{path}: $.symbols.name: expected {ns} names, got {len(names)}")
-    sym = [_column(path, "symbols", n, getattr(sy, n), ns, d) for n in _SYM]
+    sym = [_column(path, "symbols", n, getattr(sy, n), ns, d) for n in SYMBOL_COLUMNS]
     if d:
         d.check()
     rel_columns = lambda d: [_column(path, "relocs", n, getattr(rl, n), nr, d)  # noqa: E731
-                             for n in _REL]
+                             for n in RELOC_COLUMNS]
     if bulk:
         scratch = Diagnostics()   # what is wrong, if anything, the full checks below say
         rel = rel_columns(scratch)
@@ -514,7 +511,7 @@ def _from_compact(path: str, doc: Compact, a: archreg.Arch, d: Diagnostics,
                           rel_type=np.array(table, np.int16)[rtyp] if nr else
                           np.zeros(0, np.int16), rel_sym=rsym, rel_add=radd)
 
-    ssec, sval, ssize, sbind, stype = [_wide(c, "symbols", n) for c, n in zip(sym, _SYM)]
+    ssec, sval, ssize, sbind, stype = [_wide(c, "symbols", n) for c, n in zip(sym, SYMBOL_COLUMNS)]
     _check_symbols(path, doc, names, sizes, sec_size, ssec, sval, ssize, sbind, stype, d)
     rel = rel_columns(d)
     table = []
@@ -526,7 +523,7 @@ def _from_compact(path: str, doc: Compact, a: archreg.Arch, d: Diagnostics,
             t = 0
         table.append(t)
     d.check()
-    rsec, roff, rtyp, rsym, radd = [_wide(c, "relocs", n) for c, n in zip(rel, _REL)]
+    rsec, roff, rtyp, rsym, radd = [_wide(c, "relocs", n) for c, n in zip(rel, RELOC_COLUMNS)]
     gtype = _check_relocs(path, doc, a, np.array(table, np.int16), sizes, sec_size, kinds, ns,
                           rsec, roff, rtyp, rsym, d)
     return Object(

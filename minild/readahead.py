@@ -22,7 +22,7 @@ import pickle
 import stat
 
 from .errors import LinkError
-from .schema import Compact, CRelocs, CSection, CSymbols, decode
+from .schema import RELOC_COLUMNS, SYMBOL_COLUMNS, Compact, CRelocs, CSection, CSymbols, decode
 
 # Below this much input, the fork costs more than the decoding it overlaps.
 AHEAD_BYTES = 1 << 20
@@ -143,8 +143,8 @@ def _pack(doc: Compact, shared: mmap.mmap, pos: int) -> int | None:
     meta = (doc.version, doc.arch,
             [(s.name, s.kind, s.align, None if s.data is None else put(s.data), s.size)
              for s in doc.sections],
-            (sy.count, put(sy.name), *(put(getattr(sy, f)) for f in _SYM_COLUMNS)),
-            (rl.count, rl.types, *(put(getattr(rl, f)) for f in _REL_COLUMNS)))
+            (sy.count, put(sy.name), *(put(getattr(sy, f)) for f in SYMBOL_COLUMNS)),
+            (rl.count, rl.types, *(put(getattr(rl, f)) for f in RELOC_COLUMNS)))
     spans, p = [], 0   # places relative to the end of the pickle
     for b in fields:
         spans.append((p, len(b)))
@@ -159,10 +159,6 @@ def _pack(doc: Compact, shared: mmap.mmap, pos: int) -> int | None:
     for (off, n), b in zip(spans, fields):
         shared[data + off:data + off + n] = b
     return end
-
-
-_SYM_COLUMNS = ("section", "value", "size", "binding", "type")
-_REL_COLUMNS = ("section", "offset", "type", "symbol", "addend")
 
 
 def _up(n: int) -> int:

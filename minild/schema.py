@@ -102,6 +102,10 @@ class Compact(msgspec.Struct, tag_field="encoding", tag="compact", forbid_unknow
     relocs: CRelocs
 
 
+# The compact encoding's integer columns, in their Structs' order.
+SYMBOL_COLUMNS = ("section", "value", "size", "binding", "type")
+RELOC_COLUMNS = ("section", "offset", "type", "symbol", "addend")
+
 _decoder = msgspec.json.Decoder(Union[Readable, Compact])
 
 
