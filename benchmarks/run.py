@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from rich.console import Console  # noqa: E402
@@ -71,6 +72,24 @@ def compile_minild() -> None:
 
     import minild
     compileall.compile_dir(str(Path(minild.__file__).parent), quiet=1)
+
+
+def install_minild(venv: Path) -> list[str]:
+    """install_minild installs this checkout into a virtual environment of
+    its own, as `pipx install` or `pip install` into a project's venv would
+    (not editable; pip compiles the bytecode), and returns its console
+    script. Timing the checkout's editable install in the interpreter's own
+    site-packages would also time what that installation loads at every
+    start (here: an editable-install finder and a sandbox's certifi .pth,
+    ~20 ms) which a user's installed minild does not."""
+    py = venv / "bin" / "python"
+    if not py.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, str(ROOT)], check=True)   # and the dependencies, once
+    # The checkout as it is now, whatever its version says.
+    subprocess.run([*pip, "--force-reinstall", "--no-deps", str(ROOT)], check=True)
+    return [str(venv / "bin" / "minild")]
 
 
 def require(*tools: str) -> None:
@@ -353,6 +372,11 @@ def main(argv=None) -> None:
     ap.add_argument("--reuse", action="store_true",
                     help="keep the inputs of an earlier run with the same size and seed "
                          "(skips generating, assembling and importing; not timed then)")
+    ap.add_argument("--venv", type=Path, default=HERE / "out" / "venv",
+                    help="where minild is installed for timing (default benchmarks/out/venv)")
+    ap.add_argument("--installed-here", action="store_true",
+                    help="time the minild installed beside this interpreter (an editable "
+                         "checkout) instead of installing it into --venv")
     a = ap.parse_args(argv)
     if a.runs < 1 or a.pairs < 1:
         ap.error("--runs and --pairs must be >= 1 (5 or more for the report)")
@@ -407,8 +431,14 @@ def main(argv=None) -> None:
             o = outs / f"out.{name}"
             cmds[name] = ([*pre, *LINK_FLAGS, "-o", str(o), *map(str, elfs)], o)
     mo = outs / "out.minild"
-    compile_minild()
-    minild_link = [*minild_cmd(), "link", *map(str, objs)]
+    if a.installed_here:
+        compile_minild()
+        minild = minild_cmd()
+    else:
+        console.print(f"installing this checkout into {a.venv} ...")
+        minild = install_minild(a.venv)
+    res["minild"] = minild[0]
+    minild_link = [*minild, "link", *map(str, objs)]
     cmds["minild"] = ([*minild_link, "-o", str(mo)], mo)
 
     console.print("linking once with each linker and running every output ...")
