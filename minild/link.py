@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
-import tempfile
 from typing import NoReturn
 
 import msgspec
@@ -138,6 +136,11 @@ def link(opts: Options) -> Link:
     if not opts.externallink:
         write_output(ctx, opts.output)
         return ctx
+    # tempfile and shutil (with bz2, lzma, random, ...): ~3 ms of every
+    # start, imported only for this path.
+    import shutil
+    import tempfile
+
     tmpdir = opts.tmpdir or tempfile.mkdtemp(prefix="minild-")
     try:
         if opts.tmpdir:
@@ -147,7 +150,7 @@ def link(opts: Options) -> Link:
         with ctx.phase("extld"):
             final = OutputFile(opts.output)
             with final:  # the external linker writes the temporary file by name
-                # Remove the empty file mkstemp made (the name stays ours for
+                # Remove the empty file OutputFile made (the name stays ours for
                 # the moment), so that a linker that writes nothing is caught.
                 os.unlink(final.name)
                 from . import extld  # subprocess and shutil: only for this path
@@ -195,12 +198,20 @@ class OutputFile:
 
     def __enter__(self) -> int:
         d = os.path.dirname(os.path.abspath(self.path))
-        try:
-            self.fd, self.tmp = tempfile.mkstemp(dir=d, prefix=f".{os.path.basename(self.path)}.",
-                                                 suffix=".tmp")
-        except OSError as e:
-            raise fail(f"cannot create output file {self.path}: {e.strerror} ({d})")
-        return self.fd
+        # As tempfile.mkstemp does (without its import): a new file, private
+        # to us, under a name no one can guess; O_EXCL never follows a link.
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        for _ in range(100):
+            tmp = os.path.join(d, f".{os.path.basename(self.path)}.{os.urandom(6).hex()}.tmp")
+            try:
+                self.fd = os.open(tmp, flags, 0o600)
+            except FileExistsError:
+                continue
+            except OSError as e:
+                raise fail(f"cannot create output file {self.path}: {e.strerror} ({d})")
+            self.tmp = tmp
+            return self.fd
+        raise fail(f"cannot create output file {self.path}: no unused temporary name in {d}")
 
     @property
     def name(self) -> str:
