@@ -16,33 +16,11 @@ import sys
 # about 100 ms of CPU per run. Must precede the first import of numpy.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-
-def _tune_malloc() -> None:
-    """_tune_malloc keeps freed memory in the process (glibc only).
-
-    A link allocates and frees numpy temporaries of hundreds of KB to tens of
-    MB per block and phase. By default glibc maps each large one afresh and
-    unmaps or trims it on free, so the link pays page faults and munmap over
-    and over: on the large benchmark about 0.3 s of system time. A linker is a
-    short batch process; keeping the memory costs nothing after it exits.
-    """
-    try:
-        import ctypes
-        libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return  # not glibc: nothing to tune
-    M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
-    mallopt(M_MMAP_THRESHOLD, 256 << 20)
-    mallopt(M_TRIM_THRESHOLD, 1 << 30)
-    mallopt(M_TOP_PAD, 64 << 20)
-
 import click
 
-from . import __version__, readahead
+from . import __version__, heap, readahead
 from .errors import InternalError, LinkError
 from .workers import DEFAULT_JOBS
-
 
 
 class _Lazy:
@@ -167,9 +145,10 @@ def link_cmd(objects, output, entry, headtype, text_addr, round_, strip, jobs, n
     jobs = jobs or DEFAULT_JOBS
     # Decoding starts now, in a forked child, while this process imports
     # numpy and the rest of the linker (minild.readahead).
-    ahead = readahead.start(list(objects), jobs)
+    size = readahead.sizes(list(objects))
+    ahead = readahead.start(list(objects), jobs, size)
     try:
-        _tune_malloc()
+        heap.tune(sum(s for s in size if s is not None))
         from .link import Options, link
 
         opts = Options(objects=list(objects), output=output, entry=entry, headtype=headtype,

@@ -65,22 +65,33 @@ class ReadAhead:
             self.shared[_TABLE:_TABLE + 16 * len(self.paths)] = bytes(16 * len(self.paths))
 
 
-def start(paths: list[str], jobs: int) -> ReadAhead | None:
-    """start forks the read-ahead child; None where it would not pay (one
-    job, little input) or cannot run (no fork, no mapping)."""
-    if jobs <= 1 or not hasattr(os, "fork"):
-        return None
-    total, regular = 0, []
+def sizes(paths: list[str]) -> list[int | None]:
+    """sizes is each path's size, None for what is not a regular file (or
+    cannot be stat'ed: the parent's read says what is wrong with it). Only
+    regular files are read ahead: opening a FIFO could block the child, and
+    reading one would take its bytes from the parent."""
+    out: list[int | None] = []
     for p in paths:
         try:
             st = os.stat(p)
         except OSError:
-            regular.append(False)   # the parent's read says what is wrong with it
+            out.append(None)
             continue
-        # Only regular files: opening a FIFO could block the child, and
-        # reading one would take its bytes from the parent.
-        regular.append(stat.S_ISREG(st.st_mode))
-        total += st.st_size if regular[-1] else 0
+        out.append(st.st_size if stat.S_ISREG(st.st_mode) else None)
+    return out
+
+
+def start(paths: list[str], jobs: int, size: list[int | None] | None = None
+          ) -> ReadAhead | None:
+    """start forks the read-ahead child; None where it would not pay (one
+    job, little input) or cannot run (no fork, no mapping). size is
+    sizes(paths), where the caller has it."""
+    if jobs <= 1 or not hasattr(os, "fork"):
+        return None
+    if size is None:
+        size = sizes(paths)
+    regular = [s is not None for s in size]
+    total = sum(s for s in size if s is not None)
     if total < AHEAD_BYTES:
         return None
     try:

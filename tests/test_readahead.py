@@ -178,3 +178,14 @@ def test_a_fifo_is_left_to_the_parent(tmp_path, monkeypatch):
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
+
+
+def test_sizes_are_those_of_regular_files(tmp_path):
+    """sizes: a regular file's size; None for a FIFO, a directory or a path
+    that does not exist (left to the parent, which reports them)."""
+    f = tmp_path / "a.obj"
+    f.write_bytes(b"x" * 123)
+    fifo = tmp_path / "fifo.obj"
+    os.mkfifo(fifo)
+    got = readahead.sizes([str(f), str(fifo), str(tmp_path), str(tmp_path / "missing.obj")])
+    assert got == [123, None, None, None]

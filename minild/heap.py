@@ -1,0 +1,82 @@
+"""heap: the link process's malloc settings, made once at the start of a link.
+
+cli.link_cmd calls tune() before numpy is imported, so that every array the
+link allocates comes from a heap set up for a short batch process. glibc only
+(through ctypes); elsewhere tune() does nothing and the link is the same, only
+slower.
+
+Two settings, each measured on the benchmark (docs/performance.md):
+
+* Freed memory stays in the process. A link allocates and frees numpy
+  temporaries of hundreds of KB to tens of MB per block and phase; by default
+  glibc maps each large one afresh and unmaps or trims it on free, so the link
+  would pay page faults and munmap over and over (about 0.3 s of system time
+  on the large benchmark). Keeping the memory costs nothing after the link.
+* The heap is grown once, by about what the link will need, and that stretch
+  is advised for transparent huge pages (MADV_HUGEPAGE). A fresh 4 KiB page
+  costs a fault, ~2-3 us on the machines here, and the medium link touches
+  ~9,000 of them: ~20 ms, a tenth of its time. A 2 MiB page costs one fault.
+  numpy advises its own arrays of 4 MiB or more the same way; this extends it
+  to everything the link allocates from the heap, the many arrays below 4 MiB
+  and Python's own large objects included. Where the kernel has no huge page
+  to give, the fault takes a 4 KiB page as before.
+"""
+
+from __future__ import annotations
+
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
+MADV_HUGEPAGE = 14
+
+# The heap grows by PAD_PER_INPUT_BYTE times the objects' size, within
+# [PAD_MIN, PAD_MAX]: the medium and large benchmark links (20 and 83 MiB of
+# objects) never grow it a second time.
+PAD_MIN, PAD_MAX = 64 << 20, 1 << 30
+PAD_PER_INPUT_BYTE = 4
+
+
+def pad_for(input_bytes: int) -> int:
+    """pad_for is the heap growth for a link of input_bytes of objects."""
+    return min(max(PAD_PER_INPUT_BYTE * input_bytes, PAD_MIN), PAD_MAX)
+
+
+def tune(input_bytes: int) -> bool:
+    """tune sets up the heap for a link of input_bytes of objects; False where
+    the C library is not glibc (nothing was changed)."""
+    try:
+        import ctypes  # numpy imports it anyway
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt(M_MMAP_THRESHOLD, 256 << 20)
+    mallopt(M_TRIM_THRESHOLD, 1 << 30)
+    mallopt(M_TOP_PAD, pad_for(input_bytes))
+    try:
+        libc.malloc.restype = ctypes.c_void_p
+        libc.free.argtypes = [ctypes.c_void_p]
+        libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        # One allocation larger than what is left at the top of the heap
+        # makes glibc grow it by the pad now; freed, it stays (the trim
+        # threshold) for the link's arrays.
+        libc.free(libc.malloc(1 << 20))
+        heap = _heap_range()
+        if heap is not None:
+            # Advice only: a kernel without THP, or with it off, ignores it,
+            # and an error changes nothing.
+            libc.madvise(heap[0], heap[1] - heap[0], MADV_HUGEPAGE)
+    except (AttributeError, OSError, ValueError):
+        pass
+    return True
+
+
+def _heap_range() -> tuple[int, int] | None:
+    """_heap_range is the [heap] mapping's (start, end) from /proc/self/maps."""
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                if line.rstrip().endswith("[heap]"):
+                    lo, hi = line.split(None, 1)[0].split("-")
+                    return int(lo, 16), int(hi, 16)
+    except OSError:
+        pass
+    return None
