@@ -59,11 +59,11 @@ def tune(input_bytes: int) -> bool:
         # makes glibc grow it by the pad now; freed, it stays (the trim
         # threshold) for the link's arrays.
         libc.free(libc.malloc(1 << 20))
-        heap = _heap_range()
-        if heap is not None:
+        span = _heap_range()
+        if span is not None:
             # Advice only: a kernel without THP, or with it off, ignores it,
             # and an error changes nothing.
-            libc.madvise(heap[0], heap[1] - heap[0], MADV_HUGEPAGE)
+            libc.madvise(span[0], span[1] - span[0], MADV_HUGEPAGE)
     except (AttributeError, OSError, ValueError):
         pass
     return True
