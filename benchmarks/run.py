@@ -83,12 +83,17 @@ def install_minild(venv: Path) -> list[str]:
     start (here: an editable-install finder and a sandbox's certifi .pth,
     ~20 ms) which a user's installed minild does not."""
     py = venv / "bin" / "python"
-    if not py.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = [str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, str(ROOT)], check=True)   # and the dependencies, once
-    # The checkout as it is now, whatever its version says.
-    subprocess.run([*pip, "--force-reinstall", "--no-deps", str(ROOT)], check=True)
+    try:
+        if not py.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([*pip, str(ROOT)], check=True)   # and the dependencies, once
+        # The checkout as it is now, whatever its version says.
+        subprocess.run([*pip, "--force-reinstall", "--no-deps", str(ROOT)], check=True)
+    except subprocess.CalledProcessError as e:
+        sys.exit(f"run.py: cannot install minild into a venv at {venv} ({e}); on Debian's "
+                 "python3, apt-get install python3-venv; or time the installed minild "
+                 "with --installed-here")
     return [str(venv / "bin" / "minild")]
 
 
