@@ -140,9 +140,9 @@ def asmb(ctx, out, jobs: int, block_size: int = BLOCK_SIZE) -> None:
     blocks, sec_block = cut_blocks(ctx, block_size)
     r = ctx.relocs
     block_relocs = ByBlock(sec_block[r.sec], len(blocks))
-    howtos, byteorder = ctx.arch.howtos, ctx.arch.order
+    howtos, byteorder, env = ctx.arch.howtos, ctx.arch.order, ctx.reloc_env
     # A format that leaves relocation to another linker says what to do instead.
-    apply = getattr(ctx.format, "apply_relocs", None)
+    apply = ctx.format.apply_relocs
 
     def write(i: int) -> list[tuple[Problem, np.ndarray]]:
         b = blocks[i]
@@ -155,19 +155,18 @@ def asmb(ctx, out, jobs: int, block_size: int = BLOCK_SIZE) -> None:
             if data:
                 buf[o:o + len(data)] = np.frombuffer(data, np.uint8)
         # This block's relocations, gathered here rather than all at once: the
-        # link never holds a second, sorted copy of every relocation column.
-        # P and S are whole columns only where an arch hook or the format
-        # needed them (symaddrs); else they are computed here, per block.
-        whole = r.P is not None
-        sec, roff, types, A, *rest = block_relocs.take(
-            i, r.sec, r.off, r.type, r.A, *((r.P, r.S) if whole else (r.sym,)))
+        # link never holds a second, sorted copy of every relocation column,
+        # nor whole P and S columns.
+        sec, roff, types, A, sym = block_relocs.take(i, r.sec, r.off, r.type, r.add, r.sym)
         off = ctx.sec_fileoff[sec] + roff - b.fileoff
         # A block lies in one output section, whose inputs are as far apart
         # in memory as in the file: a place's address is the block's plus
         # its offset in the block (no second gather by section).
-        P, S = rest if whole else (off + b.va, ctx.defaddr[rest[0]])
-        args = (buf, off, types, S, A, P, howtos, byteorder)
-        probs = apply_block(*args) if apply is None else apply(ctx, *args)
+        P, S = off + b.va, ctx.defaddr[sym]
+        if apply is None:
+            probs = apply_block(buf, off, types, S, A, P, howtos, byteorder, env)
+        else:
+            probs = apply(ctx, buf, off, types, S, A, P, block_relocs(i))
         view.commit(b.fileoff, buf)
         if not probs:
             return []

@@ -19,7 +19,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import click
 
 from . import __version__, heap, readahead
-from .errors import InternalError, LinkError
+from .errors import InternalError, LinkError, UsageError
 from .workers import DEFAULT_JOBS
 
 
@@ -72,9 +72,14 @@ def report(e: LinkError) -> None:
 
 
 def run(fn, *args, **kw):
-    """run calls fn and turns errors into messages and exit statuses."""
+    """run calls fn and turns errors into messages and exit statuses: 1 for
+    bad input, 2 for a command line that asks for what cannot be (click's
+    usage status), 3 for a bug."""
     try:
         return fn(*args, **kw)
+    except UsageError as e:
+        report(e)
+        sys.exit(2)
     except LinkError as e:
         report(e)
         sys.exit(1)
@@ -98,16 +103,30 @@ def main():
     """minild: link JSON objects into executables."""
 
 
-@main.command("link")
+class LinkCommand(click.Command):
+    """LinkCommand's help ends with the output formats and the arches of each:
+    read from the registries when help is asked for, not at every start."""
+
+    def format_epilog(self, ctx, formatter):
+        from . import format as formats
+        rows = []
+        for name in formats.names():
+            rows.append((name, ", ".join(formats.arches_for(formats.lookup(name)))))
+        with formatter.section("Output formats (-H) and their arches"):
+            formatter.write_dl(rows)
+
+
+@main.command("link", cls=LinkCommand)
 @click.argument("objects", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("-o", "--output", default="a.out", show_default=True, help="Output file.")
 @click.option("-e", "--entry", default="_start", show_default=True, help="Entry symbol.")
 @click.option("-H", "--headtype", default="elf", show_default=True,
-              help="Output format (header type).")
+              help="Output format (header type): see the list below.")
 @click.option("-T", "--text-addr", type=Int(), default=None,
-              help="Address of the start of .text (default: the arch's).")
+              help="Address of the start of .text (default: the format's for the arch).")
 @click.option("-R", "--round", "round_", type=Int(), default=None,
-              help="Segment rounding, a power of two (default: the arch's page size).")
+              help="Segment rounding, a power of two (default: the format's for the arch, "
+                   "e.g. ELF's max page size).")
 @click.option("-s", "--strip", is_flag=True, help="Omit the symbol table and DWARF.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
               help="Workers for reading objects and writing blocks (default: the cores, "
@@ -169,7 +188,7 @@ def link_cmd(objects, output, entry, headtype, text_addr, round_, strip, jobs, n
         if ahead is not None:
             ahead.cancel()   # a link that failed before reading: no child left behind
     if verbose:
-        fmt = ctx.format.__name__.rpartition(".")[2]
+        fmt = ctx.format.name
         err.print(f"minild: linked {len(objects)} objects ({ctx.arch.name}, {fmt}) into "
                   f"{output}: {ctx.filesize} bytes before tables, entry {ctx.entry_addr:#x}, "
                   f"{len(ctx.relocs.off)} relocations, {len(ctx.names)} symbols",

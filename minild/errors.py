@@ -37,6 +37,14 @@ class LinkError(Exception):
         return (LinkError, (self.diags, self.suppressed))
 
 
+class UsageError(LinkError):
+    """UsageError: the command line asks for what cannot be (exit status 2),
+    such as an output format that the objects' arch has no part for."""
+
+    def __reduce__(self):
+        return (UsageError, (self.diags, self.suppressed))
+
+
 class InternalError(Exception):
     """A bug or a broken invariant inside minild (never the user's input)."""
 

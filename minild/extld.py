@@ -29,9 +29,9 @@ def command(ctx, obj: str, out: str) -> list[str]:
     if o.extld:
         ld = shlex.split(o.extld)
     elif o.libc:
-        ld = ["cc" if native else f"{a.triple}-gcc"]
+        ld = ["cc" if native else f"{a.elf.triple}-gcc"]
     else:
-        ld = [f"{a.triple}-ld"]
+        ld = [f"{a.elf.triple}-ld"]
     flags = shlex.split(o.extldflags or "")
     if o.libc:
         # minild objects are not position-independent: ask for a classic executable;

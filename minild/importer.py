@@ -26,7 +26,6 @@ module does not know (GOT, PLT and TLS types in a static link among them).
 
 from __future__ import annotations
 
-import inspect
 import io
 import os
 import re
@@ -39,7 +38,7 @@ from . import arch as archreg
 from .errors import Diagnostics, LinkError, fail
 from .loader import ABS, KIND_ID, MAX_ALIGN, MAX_SIZE, UNDEF, Object
 from .names import Names
-from .outbuf import write_file
+from .outfile import write_file
 
 SHT_PROGBITS, SHT_SYMTAB, SHT_RELA, SHT_NOBITS, SHT_REL, SHT_GROUP = 1, 2, 4, 8, 9, 17
 SHT_INIT_ARRAY, SHT_FINI_ARRAY, SHT_PREINIT_ARRAY, SHT_SYMTAB_SHNDX = 14, 15, 16, 18
@@ -84,7 +83,7 @@ def _dropped(name: str) -> bool:
 def find_arch(machine: int, elf_class: int, order: str) -> archreg.Arch:
     for n in archreg.available():
         a = archreg.lookup(n)
-        if (a.elf_machine, a.elf_class, a.order) == (machine, elf_class, order):
+        if a.elf is not None and (a.elf.machine, a.elf.cls, a.order) == (machine, elf_class, order):
             return a
     raise KeyError(machine)
 
@@ -313,7 +312,7 @@ def _import(path: str, h: dict, data: bytes) -> Object:
         (special & ~np.isin(raw, (SHN_ABS, SHN_COMMON)),
          "special section index {x:#x} is not supported"),
     ]
-    refuse = a.hook("refuse_symbols")
+    refuse = a.refuse_symbols
     if refuse is not None:
         bad += refuse(syms["other"], stype)   # what only the arch knows (st_other bits)
     for mask, msg in bad:
@@ -591,13 +590,8 @@ def implicit_addends(a: archreg.Arch, htype: np.ndarray, off: np.ndarray, sym: n
                      data: bytes, where: str, d: Diagnostics) -> np.ndarray:
     """implicit_addends reads REL addends from the places: plain data words here,
     instruction fields through the arch's hook."""
-    hook = a.hook("implicit_addends")
-    if hook is not None:
-        # Optional parameters, passed when the hook names them: pairing rules
-        # (HI16/LO16) need the symbols, modules serving both byte orders the Arch.
-        params = inspect.signature(hook).parameters
-        extra = {k: v for k, v in (("symbols", sym), ("arch", a)) if k in params}
-        return np.asarray(hook(htype, off, data, **extra), np.int64)
+    if a.implicit_addends is not None:
+        return np.asarray(a.implicit_addends(htype, off, data, sym, a), np.int64)
     add = np.zeros(len(off), np.int64)
     buf = np.frombuffer(data, np.uint8)
     for t in np.unique(htype).tolist():

@@ -1,8 +1,10 @@
 """layout: dodata, address and layout, the phases between loading and writing.
 
-dodata bins input sections into output sections by kind; address gives every
-segment, output section and input section its virtual address; layout gives them
-file offsets (VA == file offset mod R, as the kernel's mmap of PT_LOAD needs) and
+dodata bins input sections into output sections by kind, following the output
+format's segment plan; address gives every segment and output section its
+virtual address and file offset by the format's rule (minild.format.rules);
+layout fixes every input section's address and file offset, every symbol's
+address, the link-wide values of the relocation expressions (minild.reloc), and
 returns the size of the file up to the end of the last segment. Tables the
 output format writes after that (symbols, section headers) go past that size,
 into OutBuf's heap spill, as in Go's linker.
@@ -10,84 +12,39 @@ into OutBuf's heap spill, as in Go's linker.
 
 from __future__ import annotations
 
-import msgspec
 import numpy as np
 
+from . import reloc
 from .errors import fail
-from .loader import KIND_ID, KINDS, LOCAL, SECTION_TYPE
-
-
-def align_up(v: int, a: int) -> int:
-    return (v + a - 1) & -a
-
-
-class OutSection(msgspec.Struct):
-    """OutSection is one section of the output: input sections of one kind."""
-
-    name: str
-    kind: int
-    inputs: np.ndarray          # global input section ids, in output order
-    align: int = 1
-    size: int = 0               # bytes in memory
-    addr: int = 0
-    fileoff: int = 0
-    shndx: int = 0              # set by the output format
-
-    @property
-    def nobits(self) -> bool:
-        return self.kind == KIND_ID["bss"]
-
-    @property
-    def filesize(self) -> int:
-        return 0 if self.nobits else self.size
-
-
-class Segment(msgspec.Struct):
-    """Segment is a run of output sections sharing permissions (a PT_LOAD in ELF)."""
-
-    name: str
-    perm: str                   # "rx", "r", "rw"; "" for dwarf (not loaded)
-    sections: list[OutSection] = msgspec.field(default_factory=list)
-    vaddr: int = 0              # of the segment's first byte (for text: of file offset 0)
-    length: int = 0             # bytes in memory
-    fileoff: int = 0
-    filelen: int = 0
-
-    @property
-    def loaded(self) -> bool:
-        return self.perm != ""
-
-
-# Segments in address order, and which kinds go into each.
-SEGMENTS = (("text", "rx", ("text",)), ("rodata", "r", ("rodata",)),
-            ("data", "rw", ("data", "bss")), ("dwarf", "", ("dwarf",)))
-OUTNAME = {"text": ".text", "rodata": ".rodata", "data": ".data", "bss": ".bss"}
+from .vocab import UNDEF, Kind, OutSection, Segment, align_up
 
 
 def dodata(ctx) -> None:
-    """dodata bins input sections into output sections and places each input
-    section at its aligned offset inside its output section."""
+    """dodata bins input sections into output sections, segment by segment as
+    the format's plan says, and places each input section at its aligned
+    offset inside its output section. Kinds in no segment of the plan are left
+    out of the output, and so is DWARF with -s (as GNU ld's -s)."""
     kinds = ctx.sec_kind
     ctx.sec_off = np.zeros(len(kinds), np.int64)      # offset in its output section
     ctx.sec_out = np.full(len(kinds), -1, np.int32)   # index into ctx.outsections
     ctx.segments = []
     ctx.outsections = []
-    for segname, perm, segkinds in SEGMENTS:
-        if segname == "dwarf" and ctx.opts.strip:
-            continue  # -s: no debug information either (as GNU ld's -s)
-        seg = Segment(segname, perm)
-        for kname in segkinds:
-            ids = np.flatnonzero(kinds == KIND_ID[kname])
-            if kname == "dwarf":
-                # DWARF sections keep their names (.debug_info, .debug_line, ...).
+    for plan in ctx.format.segments:
+        seg = Segment(plan.name, plan.perm)
+        for kind, outname in plan.kinds:
+            if kind == Kind.DWARF and ctx.opts.strip:
+                continue
+            ids = np.flatnonzero(kinds == kind)
+            if outname is None:
+                # Sections that keep their names (.debug_info, .debug_line, ...).
                 groups: dict[str, list[int]] = {}
                 for i in ids.tolist():
                     groups.setdefault(ctx.sec_name[i], []).append(i)
                 parts = [(n, np.array(g, np.int64)) for n, g in groups.items()]
             else:
-                parts = [(OUTNAME[kname], ids)] if len(ids) else []
+                parts = [(outname, ids)] if len(ids) else []
             for name, members in parts:
-                os_ = OutSection(name, KIND_ID[kname], members)
+                os_ = OutSection(name, kind, members)
                 _place(ctx, os_, len(ctx.outsections))
                 seg.sections.append(os_)
                 ctx.outsections.append(os_)
@@ -117,56 +74,13 @@ def _place(ctx, os_: OutSection, index: int) -> None:
 
 def address(ctx) -> None:
     """address assigns virtual addresses and file offsets to segments and
-    output sections.
-
-    The text segment starts at file offset 0 and holds the headers before
-    .text, which sits at -T. Each later segment starts on a new R-aligned
-    page at the same offset within the page as its file offset, so segments
-    pack tightly in the file while VA == offset mod R holds (GNU ld's
-    `ALIGN(MAXPAGESIZE) + (. & (MAXPAGESIZE - 1))`). DWARF is not loaded: its
-    sections have address 0 and are laid out in the file after the data.
-    """
-    R, T = ctx.round, ctx.text_addr
-    headr = ctx.format.headr_size(ctx)
-    va = fileoff = 0
-    first = True
+    output sections by the format's rule, after the headers it asks room for."""
+    ctx.format.address(ctx, ctx.format.headr_size(ctx))
+    bits = 8 * ctx.arch.ptr_size
     for seg in ctx.segments:
-        if seg.name == "text" or (first and seg.loaded):
-            off = T % R
-            while off < headr:
-                off += R
-            if T < off:
-                raise fail(f"text address {T:#x} leaves no room for the {headr}-byte headers "
-                           f"below it (rounding {R:#x})")
-            seg.vaddr, seg.fileoff = T - off, 0
-            va, fileoff = T, off
-        elif seg.loaded:
-            fileoff = align_up(fileoff, seg.sections[0].align)
-            va = align_up(va, R) + fileoff % R
-            seg.vaddr, seg.fileoff = va, fileoff
-        else:
-            seg.fileoff = fileoff = align_up(fileoff, 8)
-            seg.vaddr = 0
-        first = False
-        for os_ in seg.sections:
-            if seg.loaded:
-                va = align_up(va, os_.align)
-                fileoff = seg.fileoff + (va - seg.vaddr) if not os_.nobits else fileoff
-                os_.addr, os_.fileoff = va, fileoff
-                va += os_.size
-            else:
-                fileoff = align_up(fileoff, os_.align)
-                os_.addr, os_.fileoff = 0, fileoff
-            fileoff = os_.fileoff + os_.filesize if not os_.nobits else fileoff
-        if seg.loaded:
-            seg.length = va - seg.vaddr
-            seg.filelen = max((o.fileoff + o.filesize for o in seg.sections if not o.nobits),
-                              default=seg.fileoff) - seg.fileoff
-            if va > 1 << (8 * ctx.arch.ptr_size):
-                raise fail(f"segment {seg.name} ends at {va:#x}, past the "
-                           f"{8 * ctx.arch.ptr_size}-bit address space")
-        else:
-            seg.length = seg.filelen = fileoff - seg.fileoff
+        if seg.loaded and seg.vaddr + seg.length > 1 << bits:
+            raise fail(f"segment {seg.name} ends at {seg.vaddr + seg.length:#x}, past the "
+                       f"{bits}-bit address space")
 
 
 def layout(ctx) -> int:
@@ -185,17 +99,24 @@ def layout(ctx) -> int:
     return end
 
 
-def listed_symbols(ctx) -> tuple[np.ndarray, np.ndarray]:
-    """listed_symbols returns the symbol entries a symbol table or map lists:
-    named locals that are not section symbols, and the winning definition of
-    each global; only those in sections the output has (-s drops DWARF) or
-    absolute/undefined ones."""
-    bind, typ, sec = ctx.sym_bind, ctx.sym_type, ctx.sym_sec
-    placed = (sec < 0) | (ctx.sec_out[np.maximum(sec, 0)] >= 0)
-    loc = np.flatnonzero((bind == LOCAL) & (typ != SECTION_TYPE) & placed)
-    named = ctx.names.length[loc] > 0
-    glob = np.flatnonzero((bind != LOCAL) & (ctx.sym_res == np.arange(len(bind))) & placed)
-    return loc[named], glob
+def symaddrs(ctx) -> None:
+    """symaddrs computes every symbol's address, the address each symbol entry
+    resolves to (defaddr: what a relocation's S is), the entry point, and the
+    link-wide values of the relocation expressions (reloc.prepare). P and S
+    are never whole columns: asmb's writers compute each block's, in parallel."""
+    for name, i in ctx.linker_defined.items():
+        ctx.sym_value[i] = ctx.linker_symbols[name](ctx)
+    sec = ctx.sym_sec
+    # Indexed by a section id, UNDEF (-1) or ABS (-2): a section's address,
+    # or 0 for both (an absolute symbol's address is its value).
+    base = np.concatenate((ctx.sec_addr, [0, 0]))
+    addr = ctx.sym_addr = base[sec]
+    addr += ctx.sym_value
+    addr[sec == UNDEF] = 0
+    # Indexed by sym_res: the defining entry's address, 0 for none (-1).
+    ctx.defaddr = np.concatenate((addr, [0]))[ctx.sym_res]
+    ctx.entry_addr = int(ctx.sym_addr[ctx.entry_sym]) if ctx.entry_sym is not None else 0
+    ctx.reloc_env = reloc.prepare(ctx)
 
 
-__all__ = ["dodata", "address", "layout", "listed_symbols", "OutSection", "Segment", "KINDS", "align_up"]
+__all__ = ["dodata", "address", "layout", "symaddrs", "OutSection", "Segment", "align_up"]

@@ -1,36 +1,41 @@
 """link: the link context and link(), the pipeline top to bottom.
 
-    loadlib   decode and validate every input object; resolve symbols
-    dodata    bin input sections into output sections by kind
-    address   assign virtual addresses per segment
-    layout    assign file offsets; the file's size
-    mmap      open a temporary file beside the output, size and map it
-    asmb      write every block, relocations applied in place
-    asmb2     headers, symbol and string tables (per output format)
-    munmap    copy in the heap spill, unmap, rename over the output
+    loadlib      decode and validate every input object (loader); join their
+                 columns (columns); resolve symbols (resolve)
+    gensections  sections the output format generates itself (if it has any)
+    dodata       bin input sections into output sections by the format's plan
+    address      assign virtual addresses and file offsets by the format's rule
+    layout       fix section and symbol addresses; the file's size
+    mmap         open a temporary file beside the output, size and map it
+    asmb         write every block, relocations applied in place
+    asmb2        headers, symbol and string tables (the format's)
+    munmap       copy in the heap spill, unmap, rename over the output
 
-Everything a phase needs travels in the Link context; there are no globals.
+Everything a phase needs travels in the Link context, which declares every
+field it will hold, grouped by the phase that sets it; there are no globals.
+The pipeline asks the Format and the Arch records; it never branches on a
+format's or an arch's name.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
 from typing import NoReturn
 
 import msgspec
-import numpy as np
 
 from . import arch as archreg
 from . import format as formats
 from .asmb import BLOCK_SIZE, asmb
 from .bench import Bench
-from .errors import Diagnostics, InternalError, LinkError, fail
-from .layout import address, dodata, layout
-from .loader import (ABS, GLOBAL, LOCAL, SECTION_TYPE, UNDEF, WEAK, Object, bounds_ok,
-                     read_object, read_objects)
-from .names import Names, SymbolTable
+from .columns import Relocs, columns
+from .errors import Diagnostics, InternalError, LinkError, UsageError, fail
+from .layout import address, dodata, layout, symaddrs
+from .loader import Object, bounds_ok, read_object, read_objects
 from .outbuf import OutBuf
+from .outfile import OutputFile
+from .resolve import resolve
+from .vocab import SymType
 from .workers import DEFAULT_JOBS
 
 
@@ -57,28 +62,47 @@ class Options(msgspec.Struct):
     ahead: object = None
 
 
-class Relocs(msgspec.Struct):
-    """Relocs: every relocation of the link as columns (global ids)."""
-
-    sec: np.ndarray
-    off: np.ndarray
-    type: np.ndarray
-    sym: np.ndarray
-    add: np.ndarray
-    # after layout (P and S only where needed as whole columns; see symaddrs):
-    P: np.ndarray | None = None
-    S: np.ndarray | None = None
-    A: np.ndarray | None = None
-
-
 class Link:
-    """Link is the context of one link: options, inputs, layout, output. The
-    phases add what they compute as attributes (sec_addr, names, relocs, ...)."""
+    """Link is the context of one link: every field any phase sets, declared
+    here and grouped by that phase; `fmt` is the output format's own."""
 
     def __init__(self, opts: Options):
         self.opts = opts
         self.bench = Bench()
+        # link(): what to make.
+        self.format: formats.Format | None = None
+        self.arch: archreg.Arch | None = None
+        self.text_addr = 0                # -T, or the (format, arch) default
+        self.round = 0                    # -R, or the (format, arch) default
+        # loadlib/read: the objects (and "<internal>" for linker-defined symbols).
         self.objects: list[Object] = []
+        # loadlib/columns: the link's columns, global ids (columns.columns).
+        self.sec_obj = self.sec_kind = self.sec_align = self.sec_size = None  # np.ndarray
+        self.sec_name: list[str] = []
+        self.sec_data: list[bytes | None] = []
+        self.sym_obj = self.sym_sec = self.sym_value = self.sym_size = None   # np.ndarray
+        self.sym_bind = self.sym_type = None                                  # np.ndarray
+        self.names = None                 # minild.names.Names of every symbol entry
+        self.relocs: Relocs | None = None
+        # loadlib/resolve (resolve.resolve).
+        self.sym_res = None               # per entry: the defining entry, -1 none
+        self.globals = None               # defined global names -> entry (lookup)
+        self.linker_symbols: dict = {}    # name -> fn(ctx) -> address
+        self.linker_defined: dict[str, int] = {}   # name -> its entry
+        self.entry_sym: int | None = None
+        # dodata.
+        self.sec_off = self.sec_out = None    # per input section: offset in, index of its output section
+        self.segments: list = []          # vocab.Segment
+        self.outsections: list = []       # vocab.OutSection
+        # layout (and symaddrs).
+        self.sec_addr = self.sec_fileoff = None   # per input section
+        self.filesize = 0                 # the mapped size: the segments (and what format.layout adds)
+        self.sym_addr = None              # per entry: its address (0: undefined)
+        self.defaddr = None               # per entry: its definition's address (S)
+        self.entry_addr = 0
+        self.reloc_env = None             # reloc.Env: link-wide values of expressions
+        # The output format's private state (e.g. elfrel.State).
+        self.fmt = None
 
     phase = property(lambda self: self.bench.phase)
 
@@ -93,7 +117,7 @@ class Link:
 
     def reloc_target(self, k: int) -> str:
         s = int(self.relocs.sym[k])
-        if self.sym_type[s] == SECTION_TYPE:
+        if self.sym_type[s] == SymType.SECTION:
             return f"section '{self.sec_name[self.sym_sec[s]]}'"
         return self.names[s]
 
@@ -118,20 +142,32 @@ def link(opts: Options) -> Link:
                    + ", ".join(formats.names()))
     with ctx.phase("loadlib"):
         loadlib(ctx)
-    ctx.text_addr = ctx.arch.text_addr if opts.text_addr is None else opts.text_addr
-    ctx.round = ctx.arch.page_size if opts.round is None else opts.round
+    fmt = ctx.format
+    part = ctx.arch.part(fmt.part)
+    if part is None:
+        raise UsageError(fail(f"-H {fmt.name}: the {fmt.name} format is not available for "
+                              f"arch {ctx.arch.name} (the objects' arch); it is for: "
+                              + ", ".join(formats.arches_for(fmt))).diags)
+    T, R = fmt.defaults(ctx.arch)
+    ctx.text_addr = T if opts.text_addr is None else opts.text_addr
+    ctx.round = R if opts.round is None else opts.round
     if ctx.round < 1 or ctx.round & (ctx.round - 1):
         raise fail(f"-R {ctx.round:#x}: the rounding must be a power of two")
+    if fmt.gensections is not None:
+        with ctx.phase("gensections"):
+            fmt.gensections(ctx)
     with ctx.phase("dodata"):
         dodata(ctx)
+    if opts.log and fmt.notes is not None:
+        for line in fmt.notes(ctx):
+            opts.log(f"minild: {line}")
     with ctx.phase("address"):
-        getattr(ctx.format, "address", address)(ctx)
+        address(ctx)
     with ctx.phase("layout"):
         ctx.filesize = layout(ctx)
         symaddrs(ctx)
-        more = getattr(ctx.format, "layout", None)
-        if more is not None:
-            ctx.filesize = more(ctx, ctx.filesize)
+        if fmt.layout is not None:
+            ctx.filesize = fmt.layout(ctx, ctx.filesize)
     # At this point, memory layout is fixed: addresses, file offsets, the file size.
     if not opts.externallink:
         write_output(ctx, opts.output)
@@ -164,7 +200,7 @@ def link(opts: Options) -> Link:
 def write_output(ctx: Link, path: str) -> None:
     """write_output runs mmap, asmb, asmb2 and munmap into path (atomically)."""
     opts = ctx.opts
-    use_mmap = opts.mmap and ctx.format.USE_MMAP
+    use_mmap = opts.mmap and ctx.format.use_mmap
     with OutputFile(path) as fd:
         with ctx.phase("mmap"):
             out = OutBuf(fd, "mmap" if use_mmap else "buffered")
@@ -186,84 +222,7 @@ def write_output(ctx: Link, path: str) -> None:
                     out.munmap()
 
 
-class OutputFile:
-    """OutputFile is a temporary file beside the output, renamed over it only
-    when the link succeeds; on any failure it is removed and the previous
-    output is left as it was."""
-
-    def __init__(self, path: str):
-        self.path = path
-        self.tmp = None
-        self.fd = -1
-
-    def __enter__(self) -> int:
-        d = os.path.dirname(os.path.abspath(self.path))
-        # As tempfile.mkstemp does (without its import): a new file, private
-        # to us, under a name no one can guess; O_EXCL never follows a link.
-        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-        for _ in range(100):
-            tmp = os.path.join(d, f".{os.path.basename(self.path)}.{os.urandom(6).hex()}.tmp")
-            try:
-                self.fd = os.open(tmp, flags, 0o600)
-            except FileExistsError:
-                continue
-            except OSError as e:
-                raise fail(f"cannot create output file {self.path}: {e.strerror} ({d})")
-            self.tmp = tmp
-            return self.fd
-        raise fail(f"cannot create output file {self.path}: no unused temporary name in {d}")
-
-    @property
-    def name(self) -> str:
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        ok = exc_type is None
-        try:
-            if ok:
-                mask = os.umask(0)
-                os.umask(mask)
-                os.fchmod(self.fd, 0o777 & ~mask)
-        finally:
-            os.close(self.fd)
-        if ok:
-            try:
-                os.replace(self.tmp, self.path)
-                return False
-            except OSError as e:
-                os.unlink(self.tmp)
-                raise fail(f"cannot write output file {self.path}: {e.strerror}")
-        try:
-            os.unlink(self.tmp)
-        except FileNotFoundError:
-            pass  # an external linker that failed may have removed it already
-        return False
-
-
 # --- loadlib -------------------------------------------------------------
-
-# Symbols the linker defines when an object refers to them and none defines them.
-LINKER_SYMBOLS = {
-    "__executable_start": lambda ctx: ctx.segments[0].vaddr,
-    "_etext": lambda ctx: _end_of(ctx, ("text",)),
-    "etext": lambda ctx: _end_of(ctx, ("text",)),
-    "_edata": lambda ctx: _end_of(ctx, ("text", "rodata", "data"), nobits=False),
-    "edata": lambda ctx: _end_of(ctx, ("text", "rodata", "data"), nobits=False),
-    "__bss_start": lambda ctx: _end_of(ctx, ("text", "rodata", "data"), nobits=False),
-    "_end": lambda ctx: _end_of(ctx, ("text", "rodata", "data")),
-    "end": lambda ctx: _end_of(ctx, ("text", "rodata", "data")),
-}
-
-
-def _end_of(ctx, segs, nobits=True) -> int:
-    end = 0
-    for s in ctx.segments:
-        if s.name in segs:
-            for o in s.sections:
-                if nobits or not o.nobits:
-                    end = max(end, o.addr + o.size)
-    return end
-
 
 def loadlib(ctx: Link) -> None:
     """loadlib reads every object and resolves symbols: each symbol entry gets
@@ -298,6 +257,8 @@ def loadlib(ctx: Link) -> None:
             report_exactly(ctx.opts.objects)
     with ctx.phase("resolve"):
         resolve(ctx)
+    if ctx.arch.check is not None and not ctx.format.allow_undefined:
+        ctx.arch.check(ctx)
 
 
 def report_exactly(paths: list[str]) -> NoReturn:
@@ -316,271 +277,3 @@ def report_exactly(paths: list[str]) -> NoReturn:
             d.suppressed += e.suppressed
     d.check()
     raise InternalError("the link's checks of its objects failed, but no object's own checks do")
-
-
-def columns(ctx: Link, objs: list[Object]) -> None:
-    """columns concatenates the objects' columns into the link's: global
-    section and symbol ids (an object's ids plus its base). Each object's
-    column is dropped as soon as it is copied (where it is not a view of a
-    file or of shared memory, its memory can serve the next allocation):
-    fresh pages cost a fault each, and this is ~100 MB on the large
-    benchmark."""
-    nsec = np.array([len(o.sec_name) for o in objs], np.int64)
-    nsym = np.array([len(o.sym_name) for o in objs], np.int64)
-    nrel = np.array([len(o.rel_off) for o in objs], np.int64)
-    secbase = np.cumsum(nsec) - nsec
-    symbase = np.cumsum(nsym) - nsym
-    empty = np.zeros(0, np.int8)
-    off_type = np.int32 if max((int(o.sec_size.max(initial=0)) for o in objs), default=0) \
-        < 1 << 31 else np.int64
-    add_type = np.int32 if all(o.rel_add.dtype.itemsize <= 4 for o in objs) else np.int64
-    # The link's columns are carved from one allocation: large enough for
-    # numpy to ask the kernel for huge pages, so that it is a few faults of
-    # 2 MiB rather than one per 4 KiB page (most of this phase's time).
-    S, Y, R = int(nsec.sum()), int(nsym.sum()), int(nrel.sum())
-    plan = [(1, S), (8, S), (8, S), (8, Y), (8, Y), (8, Y), (1, Y), (1, Y),
-            (4, R), (4, R), (np.dtype(off_type).itemsize, R), (2, R),
-            (np.dtype(add_type).itemsize, R)]
-    arena = np.empty(sum(-(-w * n // 8) * 8 for w, n in plan), np.uint8)
-    at = 0
-
-    def cat(f: str, dtype) -> np.ndarray:
-        nonlocal at
-        dtype = np.dtype(dtype)
-        n = sum(len(getattr(o, f)) for o in objs)
-        col = np.ndarray((n,), dtype, arena, at)
-        at += -(-dtype.itemsize * n // 8) * 8
-        np.concatenate([getattr(o, f) for o in objs], out=col, casting="same_kind")
-        for o in objs:
-            setattr(o, f, empty)
-        return col
-
-    ctx.sec_obj = np.repeat(np.arange(len(objs), dtype=np.int32), nsec)
-    ctx.sec_name = [n for o in objs for n in o.sec_name]
-    ctx.sec_kind, ctx.sec_align = cat("sec_kind", np.uint8), cat("sec_align", np.int64)
-    ctx.sec_size = cat("sec_size", np.int64)
-    ctx.sec_data = [x for o in objs for x in o.sec_data]
-
-    ctx.sym_obj = np.repeat(np.arange(len(objs), dtype=np.int32), nsym)
-    ctx.names = Names.concat([o.sym_name for o in objs])
-    none = Names.from_list([])
-    for o in objs:
-        o.sym_name = none
-    sec = ctx.sym_sec = cat("sym_sec", np.int64)
-    rebase(sec, nsym, secbase, defined_only=True)  # UNDEF and ABS stay
-    # An object's columns may be its file's narrow views (loader: a bulk
-    # read); joining them widens them to the link's types.
-    ctx.sym_value, ctx.sym_size = cat("sym_value", np.int64), cat("sym_size", np.int64)
-    ctx.sym_bind, ctx.sym_type = cat("sym_bind", np.uint8), cat("sym_type", np.uint8)
-
-    # int32 ids and int16 types: half the memory of int64 for millions of rows.
-    # Offsets and addends are int32 too where every object allows it: offsets
-    # are inside their sections, addends int32 where the files' columns are
-    # 4 bytes or less (loader.NARROW).
-    rsec, rsym = cat("rel_sec", np.int32), cat("rel_sym", np.int32)
-    rebase(rsec, nrel, secbase)
-    rebase(rsym, nrel, symbase)
-    ctx.relocs = Relocs(sec=rsec, off=cat("rel_off", off_type), type=cat("rel_type", np.int16),
-                        sym=rsym, add=cat("rel_add", add_type))
-
-
-def rebase(col: np.ndarray, counts: np.ndarray, base: np.ndarray, defined_only=False) -> None:
-    """rebase adds each object's base to its stretch of col, in place (a
-    repeat of the bases would be one more full-size array: fresh memory)."""
-    pos = 0
-    for n, b in zip(counts.tolist(), base.tolist()):
-        if n and b:
-            v = col[pos:pos + n]
-            if defined_only:
-                np.add(v, b, out=v, where=v >= 0)
-            else:
-                v += b
-        pos += n
-
-
-def resolve(ctx: Link) -> None:
-    """resolve binds every non-local symbol entry to its definition.
-
-    A strong definition wins over weak ones, the first weak one wins among
-    weaks, two strong ones are an error. Names are matched as columns (minild.names:
-    hashes, a hash table, then byte-for-byte checks), never one Python lookup per
-    reference; relocations reach definitions through sym_res by indexing.
-    """
-    d = Diagnostics()
-    names, bind, sec = ctx.names, ctx.sym_bind, ctx.sym_sec
-    n = len(names)
-    res = np.arange(n, dtype=np.int64)
-    defined = sec != UNDEF
-    strong = np.flatnonzero((bind == GLOBAL) & defined)
-    weak = np.flatnonzero((bind == WEAK) & defined)
-    # Entries that may not be their own definition: undefined ones and weak ones.
-    look = np.flatnonzero((bind != LOCAL) & ((sec == UNDEF) | (bind == WEAK)))
-    table, dups = definitions(names, names.hashes(), strong, weak)
-    for ids in dups:
-        d.error(f"duplicate symbol: {names[ids[0]]}",
-                *[f"defined at {ctx.section_site(int(sec[i]), int(ctx.sym_value[i]))}"
-                  if sec[i] >= 0 else f"defined at {ctx.objects[ctx.sym_obj[i]].path}"
-                  for i in ids])
-        res[ids[1:]] = ids[0]  # a strong duplicate resolves to the first definition
-    res[look] = table.lookup(look)
-
-    # Linker-defined symbols, for names referred to and defined by no object.
-    # (Not when another linker finishes the link: it defines them itself.)
-    external = getattr(ctx.format, "ALLOW_UNDEFINED", False)
-    ctx.linker_symbols = {} if external else dict(LINKER_SYMBOLS)
-    arch_syms = ctx.arch.hook("linker_symbols")
-    if arch_syms is not None and not external:
-        ctx.linker_symbols.update(arch_syms())
-    unresolved = look[res[look] < 0]
-    unresolved_names = names.tolist(unresolved)
-    extra = sorted({x for x in unresolved_names if x in ctx.linker_symbols})
-    ctx.linker_defined = {name: n + j for j, name in enumerate(extra)}
-    if extra:
-        ctx.objects.append(Object.empty("<internal>", ctx.arch.name))
-        k = len(ctx.objects) - 1
-        m = len(extra)
-        ctx.names = names = names.extend(extra)
-        ctx.sym_obj = np.concatenate((ctx.sym_obj, np.full(m, k, np.int32)))
-        ctx.sym_sec = np.concatenate((ctx.sym_sec, np.full(m, ABS)))
-        ctx.sym_value = np.concatenate((ctx.sym_value, np.zeros(m, np.int64)))
-        ctx.sym_size = np.concatenate((ctx.sym_size, np.zeros(m, np.int64)))
-        ctx.sym_bind = np.concatenate((ctx.sym_bind, np.full(m, GLOBAL, np.uint8)))
-        ctx.sym_type = np.concatenate((ctx.sym_type, np.zeros(m, np.uint8)))
-        res = np.concatenate((res, np.arange(n, n + m)))
-        bind, sec = ctx.sym_bind, ctx.sym_sec
-        res[unresolved] = [ctx.linker_defined.get(x, -1) for x in unresolved_names]
-    ctx.sym_res = res
-    ctx.globals = table
-
-    r = ctx.relocs
-    # Per symbol entry first: only a link with undefined symbols looks at its
-    # (millions of) relocations to find the referencing places.
-    unresolved_strong = (res < 0) & (bind == GLOBAL)
-    if unresolved_strong.any() and not external:
-        missing = unresolved_strong[r.sym]
-        refs: dict[str, list[int]] = {}
-        for k in np.flatnonzero(missing).tolist():
-            refs.setdefault(names[r.sym[k]], []).append(k)
-        for name, ks in refs.items():
-            shown = ks[:UNDEF_REFS]
-            notes = [f"referenced by {ctx.reloc_site(k)}" for k in shown]
-            if len(ks) > len(shown):
-                notes.append(f"referenced {len(ks) - len(shown)} more times")
-            d.error(f"undefined symbol: {name}", *notes)
-    e = ctx.global_sym(ctx.opts.entry)
-    if e is None and not external:
-        d.error(f"undefined entry symbol: {ctx.opts.entry} (no object defines it; "
-                "choose another with -e/--entry)")
-    ctx.entry_sym = e
-    d.check()
-
-
-UNDEF_REFS = 50  # references listed per undefined symbol before "referenced N more times"
-
-
-class Definitions:
-    """Definitions finds, for names of a link's symbol entries, the entry that
-    defines them (-1 for none): a hash table over the winning definitions."""
-
-    def __init__(self, names: Names, ids: np.ndarray, hashes: np.ndarray):
-        self.names = names
-        self.hashes = hashes   # of every entry
-        self.table = SymbolTable(names, ids, hashes[ids])
-
-    def lookup(self, idx: np.ndarray) -> np.ndarray:
-        return self.table.lookup(self.names, idx, self.hashes[idx])
-
-    def get(self, name: str) -> int | None:
-        return self.table.get(name)
-
-
-class DictDefinitions:
-    """DictDefinitions is Definitions by a dict of Python strings: for the (never
-    yet seen) link where two different defined names share a 64-bit hash."""
-
-    def __init__(self, names: Names, table: dict[str, int]):
-        self.names, self.table = names, table
-
-    def lookup(self, idx: np.ndarray) -> np.ndarray:
-        return np.fromiter(map(self.table.get, self.names.tolist(idx), itertools.repeat(-1)),
-                           np.int64, len(idx))
-
-    def get(self, name: str) -> int | None:
-        return self.table.get(name)
-
-
-def definitions(names: Names, hashes: np.ndarray, strong: np.ndarray, weak: np.ndarray
-                ) -> tuple[Definitions | DictDefinitions, list[np.ndarray]]:
-    """definitions picks the defining entry of every defined name: the strong
-    one, else the first weak one. hashes holds every entry's name hash (only
-    those of non-local entries are read). It returns the lookup structure and
-    the duplicate strong definitions, one array of entries per name (first one
-    first), in the order of their second definitions."""
-    cand = np.concatenate((strong, weak))
-    hc = hashes[cand]
-    order = np.argsort(hc)
-    hs = hc[order]
-    head = np.ones(len(order), bool)
-    head[1:] = hs[1:] != hs[:-1]
-    heads = np.flatnonzero(head)
-    if len(heads) == len(order):          # every defined name once: no choice to make
-        return Definitions(names, cand, hashes), []
-    # Runs of one hash: the first position in cand wins (strong entries come
-    # first, each kind in entry order).
-    run = np.cumsum(head) - 1
-    lead = np.minimum.reduceat(order, heads)
-    member = order != lead[run]
-    mpos, mlead = order[member], lead[run[member]]
-    if not names.equal(cand[mpos], cand[mlead]).all():
-        # Two different names with one hash: resolve by dict, exactly as ld would.
-        return _dict_definitions(names, strong, weak)
-    groups: dict[int, list[int]] = {}
-    dup = mpos < len(strong)                 # a strong entry that is not its name's first
-    for lead_k, k in sorted(zip(mlead[dup].tolist(), mpos[dup].tolist())):
-        groups.setdefault(lead_k, [lead_k]).append(k)
-    dups = sorted((cand[np.array(g)] for g in groups.values()), key=lambda ids: int(ids[1]))
-    return Definitions(names, cand[lead], hashes), dups
-
-
-def _dict_definitions(names: Names, strong: np.ndarray, weak: np.ndarray):
-    first: dict[str, int] = {}
-    dups: dict[str, list[int]] = {}
-    for name, i in zip(names.tolist(strong), strong.tolist()):
-        j = first.setdefault(name, i)
-        if j != i:
-            dups.setdefault(name, [j]).append(i)
-    for name, i in zip(names.tolist(weak), weak.tolist()):
-        first.setdefault(name, i)
-    groups = sorted((np.array(ids) for ids in dups.values()), key=lambda ids: int(ids[1]))
-    return DictDefinitions(names, first), groups
-
-
-def symaddrs(ctx: Link) -> None:
-    """symaddrs computes every symbol's address and the address each symbol
-    entry resolves to; and every relocation's P and S where a hook or the
-    format needs them as columns (else asmb computes them per block)."""
-    for name, i in ctx.linker_defined.items():
-        ctx.sym_value[i] = ctx.linker_symbols[name](ctx)
-    sec = ctx.sym_sec
-    # Indexed by a section id, UNDEF (-1) or ABS (-2): a section's address,
-    # or 0 for both (an absolute symbol's address is its value).
-    base = np.concatenate((ctx.sec_addr, [0, 0]))
-    addr = ctx.sym_addr = base[sec]
-    addr += ctx.sym_value
-    addr[sec == UNDEF] = 0
-    # Indexed by sym_res: the defining entry's address, 0 for none (-1).
-    defaddr = np.concatenate((addr, [0]))[ctx.sym_res]
-    ctx.entry_addr = int(ctx.sym_addr[ctx.entry_sym]) if ctx.entry_sym is not None else 0
-    r = ctx.relocs
-    r.A = r.add
-    ctx.defaddr = defaddr
-    adjust = ctx.arch.hook("adjust_relocs")
-    relocates = getattr(ctx.format, "RELOCATES", True)
-    if relocates and adjust is None:
-        # asmb's writers compute each block's P and S, in parallel,
-        # and the link holds 16 bytes a relocation less.
-        return
-    r.P = ctx.sec_addr[r.sec] + r.off
-    r.S = defaddr[r.sym]
-    if adjust is not None and relocates:
-        adjust(ctx, r)

@@ -21,18 +21,17 @@ from . import arch as archreg
 from . import workers
 from .errors import Diagnostics, LinkError, fail
 from .names import Names
+from .vocab import ABS, BINDINGS, KIND_ID, KINDS, TYPES, UNDEF, Bind, SymType  # noqa: F401
 # The schema and decoding live apart from numpy (minild.readahead).
-from .schema import (BINDINGS, FORMAT_VERSION, KINDS, RELOC_COLUMNS, SYMBOL_COLUMNS, TYPES,
+from .schema import (FORMAT_VERSION, RELOC_COLUMNS, SYMBOL_COLUMNS,
                      Compact, CRelocs, CSection, CSymbols, Readable, Reloc, Symbol, decode,
                      msgspec_message)
 
-KIND_ID = {k: i for i, k in enumerate(KINDS)}
-LOCAL, GLOBAL, WEAK = 0, 1, 2
-SECTION_TYPE = 3
+# The shared vocabulary (minild.vocab) under the names the loader's callers use.
+LOCAL, GLOBAL, WEAK = Bind.LOCAL, Bind.GLOBAL, Bind.WEAK
+SECTION_TYPE = SymType.SECTION
 MAX_ALIGN = 1 << 31   # section alignment, at most (fits ELF32's sh_addralign)
 MAX_SIZE = 1 << 62    # sizes, at most (addresses stay in int64 arithmetic)
-UNDEF = -1   # symbol section index: undefined
-ABS = -2     # symbol section index: absolute value
 
 
 COLUMNS = {

@@ -11,8 +11,8 @@ import json
 
 import numpy as np
 
-from .layout import listed_symbols
-from .outbuf import write_file
+from .listing import listed_symbols
+from .outfile import write_file
 
 
 def build(ctx) -> list[dict]:

@@ -180,22 +180,3 @@ class OutBuf:
         """commit writes a block filled by the caller, when it is not in the mapping."""
         if self.mode == "buffered":
             os.pwrite(self.fd, memoryview(arr), start)
-
-
-def write_file(path: str, data: bytes, what: str) -> None:
-    """write_file writes a small whole file (a map, an imported object)
-    atomically: to a temporary name beside it, renamed over it when complete,
-    removed on failure. Raises a LinkError naming `what` and the path."""
-    from .errors import fail
-
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise fail(f"cannot write {what}{path}: {e.strerror}")

@@ -7,6 +7,13 @@ is inserted into the bytes already there. `apply_block` (called by asmb, once pe
 output block) groups a block's relocations by type and does every step for a
 group with numpy: no Python work per relocation, which is what keeps a link of
 millions of relocations inside the time budget (design.md, perf-anchors.md).
+
+P is always the place and S always the symbol's address. Expressions that need
+more than S, A and P read link-wide values from an Env, which `prepare` computes
+once after layout: the TOC base (ppc64), the values of the PCREL_HI20s that
+PCREL_LO12s complete (riscv64), the global entries that direct calls skip
+(ppc64). Such expressions are marked `linkwide` and take the Env as a fourth
+argument; nothing rewrites the relocation columns.
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ from typing import Callable
 
 import msgspec
 import numpy as np
+
+from .errors import Diagnostics
 
 # calc(S, A, P) -> value: all int64 arrays of one length.
 Calc = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
@@ -36,6 +45,64 @@ def pcrel(S, A, P):
 def none(S, A, P):
     """A relocation that changes no bytes (R_RISCV_RELAX, R_*_NONE)."""
     return np.zeros_like(S)
+
+
+def linkwide(calc):
+    """linkwide marks an expression that reads the link's Env: calc(S, A, P, env)."""
+    calc.linkwide = True
+    return calc
+
+
+class Env(msgspec.Struct):
+    """Env holds the link-wide values of the linkwide expressions (see prepare)."""
+
+    toc: int = 0                       # the TOC base, r2's value (ppc64's .TOC.)
+    # the PCREL_HI20-like relocations (pcrel_hi): places in increasing order,
+    # and each one's S + A - P, which its PCREL_LO12s complete
+    hi_place: np.ndarray = msgspec.field(default_factory=lambda: np.zeros(0, np.int64))
+    hi_value: np.ndarray = msgspec.field(default_factory=lambda: np.zeros(0, np.int64))
+    # addresses of functions whose global entry a direct call skips (call_local)
+    entries: np.ndarray = msgspec.field(default_factory=lambda: np.zeros(0, np.int64))
+    local_entry: int = 0               # how far past the global entry the local one is
+
+
+@linkwide
+def toc(S, A, P, env):
+    """S + A - TOC: TOC-relative data access (R_PPC64_TOC16*)."""
+    return S + A - env.toc
+
+
+@linkwide
+def tocbase(S, A, P, env):
+    """TOC + A: the TOC base itself (R_PPC64_TOC)."""
+    return np.full_like(S, env.toc) + A
+
+
+def pcrel_hi(S, A, P):
+    """S + A - P, for the high part of a pc-relative pair whose low parts
+    name this relocation's place (R_RISCV_PCREL_HI20); prepare records it."""
+    return S + A - P
+
+
+@linkwide
+def pcrel_lo(S, A, P, env):
+    """The S + A - P of the pcrel_hi relocation at address S (R_RISCV_PCREL_LO12_*:
+    its symbol is the label of the auipc it completes; its own A is ignored, as
+    lld and GNU ld ignore it). prepare has checked that every one has its pair."""
+    if len(env.hi_place) == 0:
+        return np.zeros_like(S)
+    at = np.minimum(np.searchsorted(env.hi_place, S), len(env.hi_place) - 1)
+    return env.hi_value[at]
+
+
+@linkwide
+def call_local(S, A, P, env):
+    """S + A - P, plus the local-entry offset where S + A is a function's global
+    entry (ppc64 ELFv2: a direct call keeps r2 and skips the entry's TOC set-up)."""
+    v = S + A - P
+    if len(env.entries):
+        v = v + np.where(np.isin(S + A, env.entries), env.local_entry, 0)
+    return v
 
 
 def signed(bits: int) -> tuple[int, int]:
@@ -108,7 +175,7 @@ class Problem(msgspec.Struct):
 
 def apply_block(buf: np.ndarray, off: np.ndarray, types: np.ndarray,
                 S: np.ndarray, A: np.ndarray, P: np.ndarray,
-                howtos: list[Howto], order: str) -> list[Problem]:
+                howtos: list[Howto], order: str, env: Env | None = None) -> list[Problem]:
     """apply_block applies relocations to the bytes of one block.
 
     buf is the block (uint8), off each relocation's offset in it, types an index
@@ -124,7 +191,10 @@ def apply_block(buf: np.ndarray, off: np.ndarray, types: np.ndarray,
     for t in present:
         h = howtos[t]
         sel = slice(None) if single else np.flatnonzero(types == t)
-        v = h.calc(S[sel], A[sel], P[sel])
+        if getattr(h.calc, "linkwide", False):
+            v = h.calc(S[sel], A[sel], P[sel], env)
+        else:
+            v = h.calc(S[sel], A[sel], P[sel])
         ok = None
         if h.range is not None:
             lo, hi = h.range
@@ -183,3 +253,70 @@ def write_addends(buf: np.ndarray, off: np.ndarray, types: np.ndarray, addends: 
         else:
             scatter(buf, o, h.size, order, h.insert(gather(buf, o, h.size, order), v))
     return problems
+
+
+def prepare(ctx) -> Env:
+    """prepare computes the Env of a link's linkwide expressions, after layout:
+    only what the arch's Howtos use, from the few relocations that need it."""
+    a, r = ctx.arch, ctx.relocs
+    env = Env()
+    calcs = [h.calc for h in a.howtos]
+    used = lambda fns: [i for i, c in enumerate(calcs) if c in fns]  # noqa: E731
+    if used((toc, tocbase)) and a.toc_base is not None:
+        env.toc = a.toc_base(ctx)
+    hi, lo = used((pcrel_hi,)), used((pcrel_lo,))
+    if lo:
+        k = np.flatnonzero(np.isin(r.type, hi))
+        P = ctx.sec_addr[r.sec[k]] + r.off[k]
+        order = np.argsort(P, kind="stable")
+        k, P = k[order], P[order]
+        env.hi_place = P
+        env.hi_value = ctx.defaddr[r.sym[k]] + r.add[k] - P
+        _check_pairs(ctx, np.flatnonzero(np.isin(r.type, lo)), env)
+    if a.local_entry is not None and used((call_local,)):
+        env.entries, env.local_entry = _global_entries(ctx, a.local_entry)
+    return env
+
+
+def _check_pairs(ctx, lo: np.ndarray, env: Env) -> None:
+    """_check_pairs reports every pcrel_lo relocation whose label is not the
+    place of a pcrel_hi one, in lld's words."""
+    r = ctx.relocs
+    want = ctx.defaddr[r.sym[lo]]
+    at = np.minimum(np.searchsorted(env.hi_place, want), max(len(env.hi_place) - 1, 0))
+    found = (env.hi_place[at] == want) if len(env.hi_place) else np.zeros(len(lo), bool)
+    # A label in a section: its defining symbol must be placed in some section.
+    defn = ctx.sym_res[r.sym[lo]]
+    found &= (defn >= 0) & (ctx.sym_sec[np.maximum(defn, 0)] >= 0)
+    if found.all():
+        return
+    d = Diagnostics()
+    for j in np.flatnonzero(~found).tolist():
+        k = int(lo[j])
+        name = ctx.arch.howtos[int(r.type[k])].name
+        hi_name = next(h.name for h in ctx.arch.howtos if h.calc is pcrel_hi)
+        dk = int(defn[j])
+        sec = int(ctx.sym_sec[dk]) if dk >= 0 else -1
+        label = (ctx.section_site(sec, int(ctx.sym_value[dk])) if sec >= 0
+                 else "an absolute symbol")
+        d.error(f"{ctx.reloc_site(k)}: relocation {name} points to {label} without an "
+                f"associated {hi_name} relocation; references {ctx.reloc_target(k)}",
+                *ctx.defined_in(k))
+    d.check()
+
+
+def _global_entries(ctx, rule) -> tuple[np.ndarray, int]:
+    """_global_entries finds the functions with a global entry that direct calls
+    skip: rule is (high, low, offset), the Howto names of the two relocations
+    against the TOC symbol that set r2 in the entry's first two words, and the
+    distance to the local entry."""
+    high, low, offset, symbol = rule
+    r, a = ctx.relocs, ctx.arch
+    t = ctx.global_sym(symbol)
+    if t is None:
+        return np.zeros(0, np.int64), offset
+    k = np.flatnonzero(np.isin(r.type, [a.index[high], a.index[low]]))
+    k = k[ctx.sym_res[r.sym[k]] == t]
+    word = (ctx.sec_addr[r.sec[k]] + r.off[k]) & ~3
+    is_high = r.type[k] == a.index[high]
+    return np.intersect1d(word[is_high], word[~is_high] - 4), offset

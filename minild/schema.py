@@ -16,12 +16,11 @@ from typing import Literal, Union
 import msgspec
 
 from .errors import fail
+from .vocab import BINDINGS, KINDS, TYPES  # noqa: F401 (the schema's words)
 
 FORMAT_VERSION = 1
 
-KINDS = ("text", "rodata", "data", "bss", "dwarf")
-BINDINGS = ("local", "global", "weak")
-TYPES = ("notype", "object", "func", "section")
+# The words objects use for kinds, bindings and types (minild.vocab).
 
 Kind = Literal["text", "rodata", "data", "bss", "dwarf"]
 

@@ -354,7 +354,7 @@ ERRORS = [
 @pytest.mark.parametrize("insn,rtype,sym,what", ERRORS, ids=[e[0] for e in ERRORS])
 @pytest.mark.parametrize("arch", ARCHES)
 def test_relocation_errors(arch, insn, rtype, sym, what, tmp_path):
-    text = lookup(arch).text_addr
+    text = lookup(arch).elf.text_addr
     objs = [assemble(arch, ERR_A.format(insn=insn), tmp_path / "a.o"),
             assemble(arch, ERR_B.format(text=text), tmp_path / "b.o")]
     a, b = import_all(objs)
@@ -570,7 +570,7 @@ EDGE_B = r"""
 @pytest.mark.parametrize("arch", ARCHES)
 def test_branch_range_edges(arch, tmp_path):
     """The last reachable targets both ways link, and objdump decodes them there."""
-    text = lookup(arch).text_addr
+    text = lookup(arch).elf.text_addr
     objs = [assemble(arch, EDGE_A, tmp_path / "a.o"),
             assemble(arch, EDGE_B.format(text=text), tmp_path / "b.o")]
     out = tmp_path / "out"

@@ -1,4 +1,4 @@
-"""Symbol names and resolution (minild.names, link.definitions): the hash join
+"""Symbol names and resolution (minild.names, resolve.definitions): the hash join
 against a plain dict of Python strings, on names of every length and alphabet,
 and the dict fallback when two defined names share a hash."""
 
@@ -6,7 +6,8 @@ import msgspec
 import numpy as np
 import pytest
 
-from minild import link as L
+from minild import resolve as L
+from minild.vocab import Bind
 from minild.names import Names, SymbolTable
 
 WORDS = ["", "a", "ab", "main", "f1234567", "f12345678", "_ZN4core3fmt5write17h0123456789abcdefE",
@@ -78,7 +79,7 @@ def random_link(rng, n=4000):
     pool = [f"s{k}" for k in range(n // 4)] + [f"long_symbol_name_{k}_" * (k % 4 + 1)
                                                  for k in range(n // 4)]
     names = [pool[k] for k in rng.integers(0, len(pool), n)]
-    bind = rng.choice([L.LOCAL, L.GLOBAL, L.WEAK], n, p=[0.1, 0.8, 0.1]).astype(np.uint8)
+    bind = rng.choice([Bind.LOCAL, Bind.GLOBAL, Bind.WEAK], n, p=[0.1, 0.8, 0.1]).astype(np.uint8)
     defined = rng.random(n) < 0.3
     return names, bind, defined
 
@@ -86,12 +87,12 @@ def random_link(rng, n=4000):
 def oracle(names, bind, defined):
     first, dups = {}, {}
     for i, (nm, b, d) in enumerate(zip(names, bind, defined)):
-        if d and b == L.GLOBAL:
+        if d and b == Bind.GLOBAL:
             j = first.setdefault(nm, i)
             if j != i:
                 dups.setdefault(nm, [j]).append(i)
     for i, (nm, b, d) in enumerate(zip(names, bind, defined)):
-        if d and b == L.WEAK:
+        if d and b == Bind.WEAK:
             first.setdefault(nm, i)
     return first, sorted(dups.values(), key=lambda ids: ids[1])
 
@@ -102,9 +103,9 @@ def test_definitions_and_lookups_match_a_dict(seed, collide):
     rng = np.random.default_rng(seed)
     names, bind, defined = random_link(rng)
     tab = Names.from_list(names)
-    strong = np.flatnonzero((bind == L.GLOBAL) & defined)
-    weak = np.flatnonzero((bind == L.WEAK) & defined)
-    nonlocal_ = np.flatnonzero(bind != L.LOCAL)
+    strong = np.flatnonzero((bind == Bind.GLOBAL) & defined)
+    weak = np.flatnonzero((bind == Bind.WEAK) & defined)
+    nonlocal_ = np.flatnonzero(bind != Bind.LOCAL)
     hashes = np.zeros(len(names), np.uint64)
     hashes[nonlocal_] = tab.hash(nonlocal_)
     if collide:
@@ -114,7 +115,7 @@ def test_definitions_and_lookups_match_a_dict(seed, collide):
     assert isinstance(defs, L.DictDefinitions) == collide
     first, want_dups = oracle(names, bind, defined)
     assert [d.tolist() for d in dups] == want_dups
-    look = np.flatnonzero(bind != L.LOCAL)
+    look = np.flatnonzero(bind != Bind.LOCAL)
     assert defs.lookup(look).tolist() == [first.get(names[i], -1) for i in look]
     for name in ["s1", "nowhere", names[int(strong[0])], "long_symbol_name_3_"]:
         assert defs.get(name) == first.get(name)
@@ -143,9 +144,9 @@ def test_lookups_in_small_chunks(monkeypatch):
     rng = np.random.default_rng(9)
     names, bind, defined = random_link(rng)
     tab = Names.from_list(names)
-    strong = np.flatnonzero((bind == L.GLOBAL) & defined)
-    weak = np.flatnonzero((bind == L.WEAK) & defined)
-    look = np.flatnonzero(bind != L.LOCAL)
+    strong = np.flatnonzero((bind == Bind.GLOBAL) & defined)
+    weak = np.flatnonzero((bind == Bind.WEAK) & defined)
+    look = np.flatnonzero(bind != Bind.LOCAL)
     whole = L.definitions(tab, tab.hashes(), strong, weak)[0].lookup(look)
     monkeypatch.setattr(N, "LOOKUP_CHUNK", 97)
     assert (L.definitions(tab, tab.hashes(), strong, weak)[0].lookup(look) == whole).all()

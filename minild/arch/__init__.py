@@ -1,41 +1,40 @@
 """arch: the registry of target architectures, one module per arch.
 
-Each module holds data and small pure functions: ELF constants, defaults for the
-text address and rounding, the code padding, and a Howto per relocation type
-(see minild.reloc). The pipeline asks the Arch object built here; it never
-branches on an arch name.
+Each arch module builds its Arch records as literals (as Go's amd64.Init()
+fills an ld.Arch) and lists them in ARCHES; a module may serve several names
+(byte orders). An Arch is the common part (name, pointer size, byte order,
+code padding, the Howtos of its relocations) plus one optional part per output
+format, holding that format's numbers for the arch: an arch without a part
+cannot be linked to that format (the error lists the arches that can). The
+pipeline asks these records; it never branches on an arch name.
 
-A module defines ELF_MACHINE, ELF_CLASS, ORDER ("<" or ">"), ELF_FLAGS,
-PAGE_SIZE, TEXT_ADDR, PAD, RELA and HOWTOS (module docstring: a summary of the
-ABI's relocations). One module may serve several arch names (byte orders):
-then `variant(name) -> dict` overrides any of those constants, or hooks, per name.
-Optional hooks, each called only if the module (or variant) defines it:
+Every hook is declared below, with a None default, and documented here only:
 
-  linker_symbols() -> {name: fn(ctx) -> address}
-      symbols the linker defines when referenced and not defined (.TOC., ...)
-  adjust_relocs(ctx, relocs)
-      after layout, before asmb: may rewrite the columns relocs.S/A/P (e.g. a
-      PCREL_LO12 that names the label of its PCREL_HI20). Vectorized only.
-  implicit_addends(howto_idx, offsets, data[, symbols][, arch]) -> int64 array
+  linker_symbols: {name: fn(ctx) -> address}
+      symbols the linker defines when referenced and not defined (.TOC.);
+      added to the format's own.
+  check(ctx)
+      after resolution: refuse what the arch cannot link (ppc64: ELFv1 .opd
+      descriptors). Raises LinkError; changes nothing.
+  implicit_addends(howto_idx, offsets, data, symbols, arch) -> int64 array
       for `minild import` of REL objects: the addends stored in one section's
       places (relocations in file order), where a place is an instruction
-      field rather than a plain data word. Every place is inside data. The
-      keyword parameters are passed only if the hook names them: symbols (per
-      relocation; equal for the same symbol) for pairing rules such as MIPS
-      HI16/LO16, arch (this Arch) for modules serving both byte orders.
-  r_info(sym, types) -> uint64 array
-      for --externallink: the r_info of relocation records, where the ELF
-      default (sym << 32 | type, or << 8 for ELF32) is not the layout
-      (mips64le: the n64 three-type r_info read as a little-endian word).
+      field rather than a plain data word. symbols holds each relocation's
+      symbol (equal for the same symbol: MIPS HI16/LO16 pairing), arch this
+      Arch (modules serving both byte orders).
   refuse_symbols(st_other, st_type) -> [(mask, message)]
       for `minild import`: ELF symbols the arch cannot link, judged from what
       minild objects do not carry (ppc64: a .localentry offset in st_other).
+
+ELF's r_info codec for --externallink is data of the ELF part (ElfArch.r_info).
+Relocation arithmetic that needs link-wide bases (ppc64's TOC, riscv's
+PCREL_LO12 pairing) is a named expression in minild.reloc, not a hook.
 """
 
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
+from typing import Callable
 
 import msgspec
 import numpy as np
@@ -58,49 +57,70 @@ _MODULES = {
     "s390x": "s390x",
 }
 
-# arch name -> GNU target triple: the prefix of its cross binutils and gcc, used
-# to find the external linker for --externallink.
-_TRIPLES = {
-    "amd64": "x86_64-linux-gnu", "x86": "i686-linux-gnu", "arm": "arm-linux-gnueabihf",
-    "arm64": "aarch64-linux-gnu", "mips": "mips-linux-gnu", "mipsle": "mipsel-linux-gnu",
-    "mips64": "mips64-linux-gnuabi64", "mips64le": "mips64el-linux-gnuabi64",
-    "ppc64": "powerpc64-linux-gnu", "ppc64le": "powerpc64le-linux-gnu",
-    "riscv64": "riscv64-linux-gnu", "s390x": "s390x-linux-gnu",
-}
+
+class ElfArch(msgspec.Struct, frozen=True):
+    """ElfArch is ELF's part of an arch (Go: ld.Arch's ELF fields, ELFArch)."""
+
+    machine: int            # e_machine
+    cls: int                # ELFCLASS: 32 or 64
+    flags: int              # e_flags of executables and relocatable objects
+    rela: bool              # relocatable objects carry explicit addends
+    text_addr: int          # default -T: the address of the first byte of .text
+    round: int              # default -R: the max page size, PT_LOAD's p_align
+    triple: str             # GNU target triple: the prefix of its cross binutils and gcc
+    # for --externallink: r_info from (symbol, type) columns, where ELF's usual
+    # sym << 32 | type (<< 8 for ELF32) is not the layout (mips64le's n64 r_info)
+    r_info: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+
+
+class Plan9Arch(msgspec.Struct, frozen=True):
+    """Plan9Arch is the plan 9 a.out part of an arch (Go: ld.Arch.Plan9Magic,
+    Plan9_64Bit, and the Hplan9 case of the arch's archinit)."""
+
+    magic: int              # the a.out magic, HDR_MAGIC (0x8000) included for 64-bit
+    text_addr: int          # default -T: UTZERO + the header's size (Go's INITTEXT)
+    round: int              # default -R: the kernel's UTROUND (Go's INITRND)
+
+    @property
+    def hdr64(self) -> bool:
+        """hdr64: HDR_MAGIC's header expansion, an 8-byte entry after the 32 bytes."""
+        return bool(self.magic & 0x8000)
 
 
 class Arch(msgspec.Struct):
-    """Arch is one target as the pipeline sees it."""
+    """Arch is one target as the pipeline sees it (Go: ld.Arch)."""
 
     name: str
-    module: ModuleType
-    elf_machine: int
-    elf_class: int          # 32 or 64
-    order: str              # numpy/struct byte order: "<" or ">"
-    elf_flags: int
-    page_size: int          # default -R
-    text_addr: int          # default -T (address of the first byte of .text)
-    pad: bytes              # fills gaps in text
-    rela: bool              # relocatable objects carry explicit addends
-    howtos: list[Howto]
-    triple: str = ""        # GNU target triple
-    index: dict[str, int] = msgspec.field(default_factory=dict)  # psABI name -> howtos index
-    widths: np.ndarray | None = None   # place size per howto (set from howtos)
-    overrides: dict = msgspec.field(default_factory=dict)        # variant(name): per-name hooks
+    ptr_size: int               # bytes of an address
+    order: str                  # numpy/struct byte order: "<" or ">"
+    pad: bytes                  # fills gaps in text (a trap where one exists)
+    howtos: list[Howto]         # the relocation types objects may name
+    # One part per output format; None: the format cannot be linked for this arch.
+    elf: ElfArch | None = None
+    plan9: Plan9Arch | None = None
+    # Hooks (documented in this module's docstring).
+    linker_symbols: dict[str, Callable] | None = None
+    check: Callable | None = None
+    implicit_addends: Callable | None = None
+    refuse_symbols: Callable | None = None
+    # Link-wide values of minild.reloc's expressions (data, not hooks on columns):
+    # fn(ctx) -> the TOC base that reloc.toc and reloc.tocbase read;
+    toc_base: Callable | None = None
+    # (high, low, offset, symbol): a function whose first two words carry a
+    # `high` and a `low` relocation against `symbol` has a global entry that
+    # reloc.call_local skips by `offset` (ppc64 ELFv2's addis/addi r2 pair).
+    local_entry: tuple[str, str, int, str] | None = None
+    # Derived from howtos.
+    index: dict[str, int] = msgspec.field(default_factory=dict)   # psABI name -> howto
+    widths: np.ndarray | None = None                              # place size per howto
 
     def __post_init__(self):
         self.index = {h.name: i for i, h in enumerate(self.howtos)}
         self.widths = np.array([h.size for h in self.howtos], np.int64)
 
-    @property
-    def ptr_size(self) -> int:
-        return self.elf_class // 8
-
-    def hook(self, name: str):
-        """hook returns the optional function `name`: the variant's, else the
-        module's, else None."""
-        f = self.overrides.get(name)
-        return f if f is not None else getattr(self.module, name, None)
+    def part(self, fmt: str):
+        """part returns the arch's part for a format's part name, or None."""
+        return getattr(self, fmt, None)
 
 
 def names() -> list[str]:
@@ -128,11 +148,6 @@ def lookup(name: str) -> Arch:
     if name in _cache:
         return _cache[name]
     mod = importlib.import_module(f"{__name__}.{_MODULES[name]}")
-    v = mod.variant(name) if hasattr(mod, "variant") else {}
-    get = lambda k: v.get(k, getattr(mod, k, None))  # noqa: E731
-    a = Arch(name=name, module=mod, elf_machine=get("ELF_MACHINE"),
-             elf_class=get("ELF_CLASS"), order=get("ORDER"), elf_flags=get("ELF_FLAGS"),
-             page_size=get("PAGE_SIZE"), text_addr=get("TEXT_ADDR"), pad=get("PAD"),
-             rela=get("RELA"), howtos=get("HOWTOS"), triple=_TRIPLES[name], overrides=v)
-    _cache[name] = a
-    return a
+    for a in mod.ARCHES:
+        _cache[a.name] = a
+    return _cache[name]

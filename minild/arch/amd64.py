@@ -15,6 +15,7 @@ link does not build: they are unknown types here and rejected at load time.
 """
 
 from ..reloc import Howto, absolute, either, none, pcrel, signed, unsigned
+from . import Arch, ElfArch, Plan9Arch
 
 ELF_MACHINE = 62          # EM_X86_64
 ELF_CLASS = 64
@@ -24,6 +25,11 @@ PAGE_SIZE = 0x1000
 TEXT_ADDR = 0x401000      # GNU ld's and Go's layout: headers at 0x400000
 PAD = b"\xcc"             # int3: a stray jump into padding traps
 RELA = True
+
+# plan 9 (Go's cmd/link/internal/amd64/obj.go, archinit's Hplan9 case: HEADR =
+# 32 + 8, INITTEXT = 0x200000 + HEADR, INITRND = 0x200000; Plan9Magic 4*26*26+7
+# with Plan9_64Bit, i.e. S_MAGIC = HDR_MAGIC | 0xa97 in plan 9's a.out.h).
+PLAN9 = Plan9Arch(magic=0x8A97, text_addr=0x200028, round=0x200000)
 
 HOWTOS = [
     Howto("R_X86_64_NONE", 0, 0, none),
@@ -38,3 +44,11 @@ HOWTOS = [
     Howto("R_X86_64_PC8", 15, 1, pcrel, signed(8)),
     Howto("R_X86_64_PC64", 24, 8, pcrel),
 ]
+
+
+ARCHES = (
+    Arch(name="amd64", ptr_size=ELF_CLASS // 8, order=ORDER, pad=PAD, howtos=HOWTOS,
+         elf=ElfArch(machine=ELF_MACHINE, cls=ELF_CLASS, flags=ELF_FLAGS, rela=RELA,
+                     text_addr=TEXT_ADDR, round=PAGE_SIZE, triple="x86_64-linux-gnu"),
+         plan9=PLAN9),
+)

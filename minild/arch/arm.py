@@ -22,6 +22,7 @@ unknown here: compile C with -marm.
 import numpy as np
 
 from ..reloc import Howto, absolute, either, none, pcrel, signed
+from . import Arch, ElfArch, Plan9Arch
 
 ELF_MACHINE = 40          # EM_ARM
 ELF_CLASS = 32
@@ -31,6 +32,10 @@ PAGE_SIZE = 0x10000       # GNU ld's and Go's max page size for arm
 TEXT_ADDR = 0x11000       # headers at 0x10000 (GNU ld's base), text one 4K page on
 PAD = b"\xf0\x00\xf0\xe7"  # udf #0 (0xe7f000f0): a stray jump into padding traps
 RELA = False
+
+# plan 9 (Go's cmd/link/internal/arm/obj.go, archinit's Hplan9 case: HEADR = 32,
+# INITTEXT = 4128, INITRND = 4096; Plan9Magic 0x647, E_MAGIC = 4*20*20+7).
+PLAN9 = Plan9Arch(magic=0x647, text_addr=0x1020, round=0x1000)
 
 
 def _u(v):
@@ -75,7 +80,7 @@ HOWTOS = [
 _BY_NAME = {h.name: i for i, h in enumerate(HOWTOS)}
 
 
-def implicit_addends(howto_idx, offsets, data):
+def implicit_addends(howto_idx, offsets, data, symbols, arch):
     """implicit_addends reads the addends GNU as stores in the places (AAELF32
     "REL addends"): the word itself for data, the sign-extended imm24 << 2 for
     branches, the imm4:imm12 field as a signed 16-bit number for MOVW and MOVT
@@ -98,3 +103,11 @@ def implicit_addends(howto_idx, offsets, data):
     imm16 = ((word >> 4) & 0xF000) | (word & 0xFFF)
     add = np.where(mov, (imm16 ^ 0x8000) - 0x8000, add)
     return np.where(inside, add, 0)
+
+
+ARCHES = (
+    Arch(name="arm", ptr_size=ELF_CLASS // 8, order=ORDER, pad=PAD, howtos=HOWTOS,
+         elf=ElfArch(machine=ELF_MACHINE, cls=ELF_CLASS, flags=ELF_FLAGS, rela=RELA,
+                     text_addr=TEXT_ADDR, round=PAGE_SIZE, triple="arm-linux-gnueabihf"),
+         plan9=PLAN9, implicit_addends=implicit_addends),
+)

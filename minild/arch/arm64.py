@@ -29,6 +29,7 @@ need tables a static minild link does not build: unknown types here.
 import numpy as np
 
 from ..reloc import Howto, absolute, either, none, pcrel, signed, unsigned
+from . import Arch, ElfArch
 
 ELF_MACHINE = 183         # EM_AARCH64
 ELF_CLASS = 64
@@ -118,3 +119,10 @@ HOWTOS = [
     Howto("R_AARCH64_LDST64_ABS_LO12_NC", 286, 4, absolute, None, 8, lo12(3)),
     Howto("R_AARCH64_LDST128_ABS_LO12_NC", 299, 4, absolute, None, 16, lo12(4)),
 ]
+
+
+ARCHES = (
+    Arch(name="arm64", ptr_size=ELF_CLASS // 8, order=ORDER, pad=PAD, howtos=HOWTOS,
+         elf=ElfArch(machine=ELF_MACHINE, cls=ELF_CLASS, flags=ELF_FLAGS, rela=RELA,
+                     text_addr=TEXT_ADDR, round=PAGE_SIZE, triple="aarch64-linux-gnu")),
+)

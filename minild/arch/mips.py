@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..reloc import Howto, absolute, either, none, pcrel, signed
+from . import Arch, ElfArch
 
 ELF_MACHINE = 8           # EM_MIPS
 ELF_CLASS = 32
@@ -43,12 +44,6 @@ PAGE_SIZE = 0x10000       # GNU ld's and lld's max page size for MIPS
 TEXT_ADDR = 0x400100      # GNU ld's base 0x400000; the headers fit below 0x100
 PAD = b"\x00\x00\x00\x0d"  # break: a stray jump into padding traps
 RELA = False
-
-
-def variant(name: str) -> dict:
-    if name == "mipsle":
-        return {"ORDER": "<", "PAD": b"\x0d\x00\x00\x00"}
-    return {}
 
 
 # --- instruction fields ------------------------------------------------------
@@ -151,3 +146,15 @@ def pair_lo16(is_hi: np.ndarray, is_lo: np.ndarray, sym: np.ndarray) -> np.ndarr
     res = np.empty(n, np.int64)
     res[order] = res_sorted
     return res[is_hi]
+
+
+ARCHES = (
+    Arch(name="mips", ptr_size=ELF_CLASS // 8, order=ORDER, pad=PAD, howtos=HOWTOS,
+         elf=ElfArch(machine=ELF_MACHINE, cls=ELF_CLASS, flags=ELF_FLAGS, rela=RELA,
+                     text_addr=TEXT_ADDR, round=PAGE_SIZE, triple="mips-linux-gnu"),
+         implicit_addends=implicit_addends),
+    Arch(name="mipsle", ptr_size=ELF_CLASS // 8, order="<", pad=b"\x0d\x00\x00\x00", howtos=HOWTOS,
+         elf=ElfArch(machine=ELF_MACHINE, cls=ELF_CLASS, flags=ELF_FLAGS, rela=RELA,
+                     text_addr=TEXT_ADDR, round=PAGE_SIZE, triple="mipsel-linux-gnu"),
+         implicit_addends=implicit_addends),
+)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..reloc import Howto, absolute, either, none, pcrel, signed
+from . import Arch, ElfArch
 from .mips import HI16, REGION, field, region26
 
 ELF_MACHINE = 8           # EM_MIPS
@@ -45,12 +46,6 @@ PAGE_SIZE = 0x10000       # GNU ld's and lld's max page size for MIPS
 TEXT_ADDR = 0x120000200   # GNU ld's base 0x120000000; the headers fit below 0x200
 PAD = b"\x00\x00\x00\x0d"  # break: a stray jump into padding traps
 RELA = True
-
-
-def variant(name: str) -> dict:
-    if name == "mips64le":
-        return {"ORDER": "<", "PAD": b"\x0d\x00\x00\x00", "r_info": r_info_le}
-    return {}
 
 
 def r_info_le(sym: np.ndarray, types: np.ndarray) -> np.ndarray:
@@ -73,3 +68,14 @@ HOWTOS = [
     Howto("R_MIPS_JALR", 37, 0, none),
     Howto("R_MIPS_PC32", 248, 4, pcrel, either(32)),
 ]
+
+
+ARCHES = (
+    Arch(name="mips64", ptr_size=ELF_CLASS // 8, order=ORDER, pad=PAD, howtos=HOWTOS,
+         elf=ElfArch(machine=ELF_MACHINE, cls=ELF_CLASS, flags=ELF_FLAGS, rela=RELA,
+                     text_addr=TEXT_ADDR, round=PAGE_SIZE, triple="mips64-linux-gnuabi64")),
+    Arch(name="mips64le", ptr_size=ELF_CLASS // 8, order="<", pad=b"\x0d\x00\x00\x00", howtos=HOWTOS,
+         elf=ElfArch(machine=ELF_MACHINE, cls=ELF_CLASS, flags=ELF_FLAGS, rela=RELA,
+                     text_addr=TEXT_ADDR, round=PAGE_SIZE, triple="mips64el-linux-gnuabi64",
+                     r_info=r_info_le)),
+)

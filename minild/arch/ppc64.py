@@ -45,7 +45,8 @@ build: they are unknown types here and rejected at load time.
 import numpy as np
 
 from ..errors import Diagnostics
-from ..reloc import Howto, absolute, either, none, pcrel, signed
+from ..reloc import Howto, absolute, call_local, either, none, pcrel, signed, toc, tocbase
+from . import Arch, ElfArch
 
 ELF_MACHINE = 21          # EM_PPC64
 ELF_CLASS = 64
@@ -58,12 +59,6 @@ RELA = True
 
 TOC_BIAS = 0x8000         # .TOC. sits this far past the start of the TOC area
 LOCAL_ENTRY = 8           # the two-instruction global entry that direct calls skip
-
-
-def variant(name: str) -> dict:
-    if name == "ppc64le":
-        return {"ORDER": "<", "PAD": PAD[::-1]}
-    return {}
 
 
 def _u(v):
@@ -89,16 +84,6 @@ def _keep(mask: int):
     return insert
 
 
-def toc(S, A, P):
-    """S + A - .TOC.: adjust_relocs has put .TOC. where P was."""
-    return S + A - P
-
-
-def tocbase(S, A, P):
-    """.TOC. + A (R_PPC64_TOC): P holds .TOC., as for toc()."""
-    return P + A
-
-
 lo, hi, ha = _half(0, False), _half(16, False), _half(16, True)
 higher, highera = _half(32, False), _half(32, True)
 highest, highesta = _half(48, False), _half(48, True)
@@ -115,10 +100,10 @@ HOWTOS = [
     Howto("R_PPC64_ADDR16_LO", 4, 2, absolute, None, 1, lo),
     Howto("R_PPC64_ADDR16_HI", 5, 2, absolute, S32, 1, hi),
     Howto("R_PPC64_ADDR16_HA", 6, 2, absolute, HA32, 1, ha),
-    Howto("R_PPC64_REL24", 10, 4, pcrel, signed(26), 4, b24),
-    Howto("R_PPC64_REL14", 11, 4, pcrel, signed(16), 4, b14),
-    Howto("R_PPC64_REL14_BRTAKEN", 12, 4, pcrel, signed(16), 4, b14),
-    Howto("R_PPC64_REL14_BRNTAKEN", 13, 4, pcrel, signed(16), 4, b14),
+    Howto("R_PPC64_REL24", 10, 4, call_local, signed(26), 4, b24),
+    Howto("R_PPC64_REL14", 11, 4, call_local, signed(16), 4, b14),
+    Howto("R_PPC64_REL14_BRTAKEN", 12, 4, call_local, signed(16), 4, b14),
+    Howto("R_PPC64_REL14_BRNTAKEN", 13, 4, call_local, signed(16), 4, b14),
     Howto("R_PPC64_REL32", 26, 4, pcrel, S32),
     Howto("R_PPC64_ADDR64", 38, 8, absolute),
     Howto("R_PPC64_ADDR16_HIGHER", 39, 2, absolute, None, 1, higher),
@@ -143,14 +128,6 @@ HOWTOS = [
     Howto("R_PPC64_REL16_HA", 252, 2, pcrel, HA32, 1, ha),
 ]
 
-_INDEX = {h.name: i for i, h in enumerate(HOWTOS)}
-_TOC_RELATIVE = [_INDEX[n] for n in ("R_PPC64_TOC16", "R_PPC64_TOC16_LO", "R_PPC64_TOC16_HI",
-                                     "R_PPC64_TOC16_HA", "R_PPC64_TOC16_DS",
-                                     "R_PPC64_TOC16_LO_DS", "R_PPC64_TOC")]
-_BRANCHES = [_INDEX[n] for n in ("R_PPC64_REL24", "R_PPC64_REL14", "R_PPC64_REL14_BRTAKEN",
-                                 "R_PPC64_REL14_BRNTAKEN")]
-
-
 def toc_base(ctx) -> int:
     """toc_base is .TOC.: 0x8000 past the start of the data segment (where .toc
     sections land), or past the end of the image when there is no data."""
@@ -166,31 +143,10 @@ def linker_symbols() -> dict:
     return {".TOC.": toc_base}
 
 
-def adjust_relocs(ctx, r) -> None:
-    """adjust_relocs puts .TOC. in P for TOC-relative types and sends direct
-    branches to a function's local entry (see the module docstring)."""
-    _refuse_elfv1(ctx)
-    base = toc_base(ctx)
-    r.P[np.isin(r.type, _TOC_RELATIVE)] = base
-    t = ctx.global_sym(".TOC.")
-    if t is None:
-        return
-    to_toc = ctx.sym_res[r.sym] == t
-    word = r.P & ~3
-    ha = word[to_toc & (r.type == _INDEX["R_PPC64_REL16_HA"])]
-    lo = word[to_toc & (r.type == _INDEX["R_PPC64_REL16_LO"])]
-    entries = np.intersect1d(ha, lo - 4)
-    if len(entries) == 0:
-        return
-    br = np.flatnonzero(np.isin(r.type, _BRANCHES))
-    hit = br[np.isin(r.S[br] + r.A[br], entries)]
-    r.S[hit] += LOCAL_ENTRY
-
-
 def refuse_symbols(other, stype) -> list:
     """refuse_symbols (for `minild import`) refuses functions whose st_other
     puts the local entry anywhere but 8 bytes on: minild objects do not carry
-    st_other, and adjust_relocs knows only the 8-byte global entry."""
+    st_other, and reloc.call_local knows only the 8-byte global entry."""
     # st_other bits 5-7 = k: 0, 1 no separate local entry; 2..6 one (1 << k) >> 2
     # instructions on (k = 3: 8 bytes); 7 reserved.
     k = (other.astype(np.int64) >> 5) & 7
@@ -199,8 +155,8 @@ def refuse_symbols(other, stype) -> list:
              "(addis r2,r12 / addi r2,r2)")]
 
 
-def _refuse_elfv1(ctx) -> None:
-    """_refuse_elfv1 stops a link of ELFv1 code (gcc's default for big-endian):
+def refuse_elfv1(ctx) -> None:
+    """refuse_elfv1 stops a link of ELFv1 code (gcc's default for big-endian):
     its calls name .opd descriptors, not code, and would run as garbage."""
     d = Diagnostics()
     for k in [i for i, n in enumerate(ctx.sec_name) if n == ".opd" or n.startswith(".opd#")]:
@@ -208,3 +164,19 @@ def _refuse_elfv1(ctx) -> None:
                 "descriptors; minild links ppc64 as ELFv2 (compile with gcc -mabi=elfv2, "
                 "assemble with .abiversion 2)")
     d.check()
+
+
+ARCHES = (
+    Arch(name="ppc64", ptr_size=ELF_CLASS // 8, order=ORDER, pad=PAD, howtos=HOWTOS,
+         elf=ElfArch(machine=ELF_MACHINE, cls=ELF_CLASS, flags=ELF_FLAGS, rela=RELA,
+                     text_addr=TEXT_ADDR, round=PAGE_SIZE, triple="powerpc64-linux-gnu"),
+         linker_symbols={".TOC.": toc_base}, toc_base=toc_base, check=refuse_elfv1,
+         local_entry=("R_PPC64_REL16_HA", "R_PPC64_REL16_LO", LOCAL_ENTRY, ".TOC."),
+         refuse_symbols=refuse_symbols),
+    Arch(name="ppc64le", ptr_size=ELF_CLASS // 8, order="<", pad=PAD[::-1], howtos=HOWTOS,
+         elf=ElfArch(machine=ELF_MACHINE, cls=ELF_CLASS, flags=ELF_FLAGS, rela=RELA,
+                     text_addr=TEXT_ADDR, round=PAGE_SIZE, triple="powerpc64le-linux-gnu"),
+         linker_symbols={".TOC.": toc_base}, toc_base=toc_base, check=refuse_elfv1,
+         local_entry=("R_PPC64_REL16_HA", "R_PPC64_REL16_LO", LOCAL_ENTRY, ".TOC."),
+         refuse_symbols=refuse_symbols),
+)

@@ -20,7 +20,7 @@ halfwords for the C extension, aligned to 2 bytes):
                                    sign-extended low 12 bits add back
   R_RISCV_PCREL_LO12_I/S           the low 12 bits of the *paired* HI20's value:
                                    the symbol is the label of that auipc, not
-                                   the target (see adjust_relocs)
+                                   the target (reloc.pcrel_lo)
   R_RISCV_HI20         S + A       lui: the absolute address's upper 20 bits
   R_RISCV_LO12_I/S     S + A       I-type (addi, ld) / S-type (sd) low 12 bits
   R_RISCV_RELAX, R_RISCV_ALIGN     hints for linker relaxation: accepted and
@@ -34,8 +34,8 @@ they are unknown types here and rejected at load time.
 
 import numpy as np
 
-from ..errors import Diagnostics
-from ..reloc import Howto, absolute, either, none, pcrel, signed
+from ..reloc import Howto, absolute, either, none, pcrel, pcrel_hi, pcrel_lo, signed
+from . import Arch, ElfArch
 
 ELF_MACHINE = 243         # EM_RISCV
 ELF_CLASS = 64
@@ -135,9 +135,9 @@ HOWTOS = [
     Howto("R_RISCV_JAL", 17, 4, pcrel, signed(21), 2, _jtype),
     Howto("R_RISCV_CALL", 18, 8, pcrel, _HI, 1, _call),
     Howto("R_RISCV_CALL_PLT", 19, 8, pcrel, _HI, 1, _call),
-    Howto("R_RISCV_PCREL_HI20", 23, 4, pcrel, _HI, 1, _utype),
-    Howto("R_RISCV_PCREL_LO12_I", 24, 4, pcrel, None, 1, _itype),
-    Howto("R_RISCV_PCREL_LO12_S", 25, 4, pcrel, None, 1, _stype),
+    Howto("R_RISCV_PCREL_HI20", 23, 4, pcrel_hi, _HI, 1, _utype),
+    Howto("R_RISCV_PCREL_LO12_I", 24, 4, pcrel_lo, None, 1, _itype),
+    Howto("R_RISCV_PCREL_LO12_S", 25, 4, pcrel_lo, None, 1, _stype),
     Howto("R_RISCV_HI20", 26, 4, absolute, _HI, 1, _utype),
     Howto("R_RISCV_LO12_I", 27, 4, absolute, None, 1, _itype),
     Howto("R_RISCV_LO12_S", 28, 4, absolute, None, 1, _stype),
@@ -163,41 +163,9 @@ HOWTOS = [
     Howto("R_RISCV_32_PCREL", 57, 4, pcrel, signed(32)),
 ]
 
-_LO12 = ("R_RISCV_PCREL_LO12_I", "R_RISCV_PCREL_LO12_S")
 
-
-def adjust_relocs(ctx, r) -> None:
-    """adjust_relocs gives each PCREL_LO12 the S, A and P of its PCREL_HI20.
-
-    The LO12's symbol is the label of the auipc whose HI20 it completes (GNU as
-    writes `.L0`), so its value is the low part of *that* relocation's
-    S + A - P. The pair is found by address: the HI20 whose place is the
-    label's address (its addend is ignored, as lld and GNU ld ignore it).
-    """
-    ix = ctx.arch.index
-    lo = np.flatnonzero(np.isin(r.type, [ix[n] for n in _LO12]))
-    if len(lo) == 0:
-        return
-    hi = np.flatnonzero(r.type == ix["R_RISCV_PCREL_HI20"])
-    hi = hi[np.argsort(r.P[hi], kind="stable")]
-    want = r.S[lo]
-    at = np.minimum(np.searchsorted(r.P[hi], want), max(len(hi) - 1, 0))
-    found = (r.P[hi[at]] == want) if len(hi) else np.zeros(len(lo), bool)
-    # A label in a section: its defining symbol must be placed in some section.
-    defn = ctx.sym_res[r.sym[lo]]
-    found &= (defn >= 0) & (ctx.sym_sec[np.maximum(defn, 0)] >= 0)
-    if not found.all():
-        d = Diagnostics()
-        for k in lo[~found].tolist():
-            name = ctx.arch.howtos[int(r.type[k])].name
-            dk = int(defn[np.searchsorted(lo, k)])
-            sec = int(ctx.sym_sec[dk]) if dk >= 0 else -1
-            label = (ctx.section_site(sec, int(ctx.sym_value[dk])) if sec >= 0
-                     else "an absolute symbol")
-            d.error(f"{ctx.reloc_site(k)}: relocation {name} points to {label} without an "
-                    f"associated R_RISCV_PCREL_HI20 relocation; references "
-                    f"{ctx.reloc_target(k)}", *ctx.defined_in(k))
-        d.check()
-    h = hi[at]
-    r.A = r.A.copy()  # A starts as the loader's addend column itself
-    r.S[lo], r.A[lo], r.P[lo] = r.S[h], r.A[h], r.P[h]
+ARCHES = (
+    Arch(name="riscv64", ptr_size=ELF_CLASS // 8, order=ORDER, pad=PAD, howtos=HOWTOS,
+         elf=ElfArch(machine=ELF_MACHINE, cls=ELF_CLASS, flags=ELF_FLAGS, rela=RELA,
+                     text_addr=TEXT_ADDR, round=PAGE_SIZE, triple="riscv64-linux-gnu")),
+)

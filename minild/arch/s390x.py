@@ -21,6 +21,7 @@ build: they are unknown types here and rejected at load time.
 import numpy as np
 
 from ..reloc import Howto, absolute, either, none, pcrel, signed, unsigned
+from . import Arch, ElfArch
 
 ELF_MACHINE = 22          # EM_S390
 ELF_CLASS = 64
@@ -68,3 +69,10 @@ HOWTOS = [
     Howto("R_390_PLT64", 25, 8, pcrel),
     Howto("R_390_20", 57, 4, absolute, signed(20), 1, _disp20),
 ]
+
+
+ARCHES = (
+    Arch(name="s390x", ptr_size=ELF_CLASS // 8, order=ORDER, pad=PAD, howtos=HOWTOS,
+         elf=ElfArch(machine=ELF_MACHINE, cls=ELF_CLASS, flags=ELF_FLAGS, rela=RELA,
+                     text_addr=TEXT_ADDR, round=PAGE_SIZE, triple="s390x-linux-gnu")),
+)

@@ -12,6 +12,7 @@ build: they are unknown types here and rejected at load time.
 """
 
 from ..reloc import Howto, absolute, either, none, pcrel, signed
+from . import Arch, ElfArch, Plan9Arch
 
 ELF_MACHINE = 3           # EM_386
 ELF_CLASS = 32
@@ -21,6 +22,10 @@ PAGE_SIZE = 0x1000
 TEXT_ADDR = 0x8049000     # GNU ld's layout: headers at 0x8048000
 PAD = b"\xcc"             # int3
 RELA = False
+
+# plan 9 (Go's cmd/link/internal/x86/obj.go, archinit's Hplan9 case: HEADR = 32,
+# INITTEXT = 4096 + HEADR, INITRND = 4096; Plan9Magic 4*11*11+7, I_MAGIC).
+PLAN9 = Plan9Arch(magic=0x1EB, text_addr=0x1020, round=0x1000)
 
 HOWTOS = [
     Howto("R_386_NONE", 0, 0, none),
@@ -32,3 +37,11 @@ HOWTOS = [
     Howto("R_386_8", 22, 1, absolute, either(8)),
     Howto("R_386_PC8", 23, 1, pcrel, signed(8)),
 ]
+
+
+ARCHES = (
+    Arch(name="x86", ptr_size=ELF_CLASS // 8, order=ORDER, pad=PAD, howtos=HOWTOS,
+         elf=ElfArch(machine=ELF_MACHINE, cls=ELF_CLASS, flags=ELF_FLAGS, rela=RELA,
+                     text_addr=TEXT_ADDR, round=PAGE_SIZE, triple="i686-linux-gnu"),
+         plan9=PLAN9),
+)

@@ -1,26 +1,78 @@
 """format: the registry of output formats, keyed by header type (-H).
 
-A format module provides `headr_size(ctx)` (bytes reserved before the first
-section, asked by address), `asmb2(ctx, out)` (headers, symbol and string
-tables, written after the sections) and `USE_MMAP` (False where mapping the
-output makes no sense). The pipeline never branches on a format name.
+Each format module builds one Format record (Go's HeadType cases in address,
+layout and asmb2, gathered in one place) and the pipeline asks it; it never
+branches on a format name. A Format owns:
+
+  segments      the segment plan: which section kinds go into which segment,
+                under which output section names (kinds in no segment are left
+                out of the output: plan 9 has no place for DWARF)
+  part          which of Arch's per-format parts it needs ("elf", "plan9"); an
+                arch without one cannot be linked to this format
+  defaults      fn(arch) -> (-T, -R): the text address and rounding, from the
+                arch's part
+  headr_size    fn(ctx) -> bytes reserved before the first section
+  address       fn(ctx, headr): the address and file-offset rule (format.rules)
+  linker_symbols {name: fn(ctx) -> address}: symbols the linker defines when
+                an object refers to them and none defines them
+  gensections   fn(ctx) or None: adds sections the format generates itself
+                (import tables, stubs, GOT slots, wasm's tables), after
+                resolution and before dodata
+  layout        fn(ctx, end) -> file size, or None: more file past `end`, the
+                end of the segments (elfrel's relocation records)
+  apply_relocs  fn(ctx, buf, off, types, S, A, P, ids) -> problems, or None:
+                what asmb does instead of relocating (elfrel writes addends)
+  asmb2         fn(ctx, out): headers, symbol and string tables
+  use_mmap      False where mapping the output makes no sense (wasm)
+  allow_undefined  references may stay undefined (another linker resolves them)
+  notes         fn(ctx) -> [str] or None: what the format left out, said once with -v
 """
 
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
+from typing import Callable
 
-_MODULES = {"elf": "elf"}
+import msgspec
+
+from ..vocab import SegmentPlan
+
+# -H name -> module name.
+_MODULES = {"elf": "elf", "plan9": "plan9"}
 # Formats chosen by other flags than -H (--externallink writes "elfrel").
 _INTERNAL = {"elfrel": "elfrel"}
+
+
+class Format(msgspec.Struct, frozen=True):
+    """Format is one output format (see the module docstring for each field)."""
+
+    name: str
+    part: str
+    segments: tuple[SegmentPlan, ...]
+    defaults: Callable
+    headr_size: Callable
+    address: Callable
+    asmb2: Callable
+    linker_symbols: dict[str, Callable] = msgspec.field(default_factory=dict)
+    gensections: Callable | None = None
+    layout: Callable | None = None
+    apply_relocs: Callable | None = None
+    use_mmap: bool = True
+    allow_undefined: bool = False
+    notes: Callable | None = None
 
 
 def names() -> list[str]:
     return list(_MODULES)
 
 
-def lookup(name: str) -> ModuleType:
-    """lookup returns the format module for a header type; KeyError if unknown."""
+def lookup(name: str) -> Format:
+    """lookup returns the Format for a header type; KeyError if unknown."""
     mod = _MODULES.get(name) or _INTERNAL[name]
-    return importlib.import_module(f"{__name__}.{mod}")
+    return importlib.import_module(f"{__name__}.{mod}").FORMAT
+
+
+def arches_for(fmt: Format) -> list[str]:
+    """arches_for lists the arches that have the format's part."""
+    from .. import arch as archreg
+    return [n for n in archreg.available() if archreg.lookup(n).part(fmt.part) is not None]

@@ -14,10 +14,9 @@ import struct
 
 import numpy as np
 
-from ..layout import align_up, listed_symbols
-from ..loader import LOCAL, WEAK
-
-USE_MMAP = True
+from ..listing import listed_symbols
+from ..vocab import Bind, Kind, SegmentPlan, align_up
+from . import Format, rules
 
 ET_EXEC = 2
 PT_LOAD, PT_GNU_STACK = 1, 0x6474E551
@@ -28,8 +27,16 @@ SHN_ABS = 0xFFF1
 STT_FILE = 4
 
 PERM_FLAGS = {"rx": PF_R | PF_X, "r": PF_R, "rw": PF_R | PF_W}
-KIND_SHFLAGS = {0: SHF_ALLOC | SHF_EXECINSTR, 1: SHF_ALLOC, 2: SHF_ALLOC | SHF_WRITE,
-                3: SHF_ALLOC | SHF_WRITE, 4: 0}
+KIND_SHFLAGS = {Kind.TEXT: SHF_ALLOC | SHF_EXECINSTR, Kind.RODATA: SHF_ALLOC,
+                Kind.DATA: SHF_ALLOC | SHF_WRITE, Kind.BSS: SHF_ALLOC | SHF_WRITE, Kind.DWARF: 0}
+
+# One PT_LOAD per loaded segment, in address order; DWARF after them, not loaded.
+SEGMENTS = (
+    SegmentPlan("text", "rx", ((Kind.TEXT, ".text"),)),
+    SegmentPlan("rodata", "r", ((Kind.RODATA, ".rodata"),)),
+    SegmentPlan("data", "rw", ((Kind.DATA, ".data"), (Kind.BSS, ".bss"))),
+    SegmentPlan("dwarf", "", ((Kind.DWARF, None),)),
+)
 
 
 class Layout:
@@ -66,7 +73,7 @@ def _phnum(ctx) -> int:
 
 
 def headr_size(ctx) -> int:
-    lay = Layout(ctx.arch.elf_class, ctx.arch.order)
+    lay = Layout(ctx.arch.elf.cls, ctx.arch.order)
     return lay.ehdr.size + _phnum(ctx) * lay.phdr.size
 
 
@@ -126,8 +133,8 @@ def symbols(ctx, lay: Layout, strtab: StrTab, head: np.ndarray | None = None,
     names = ctx.names
     loc, glob = listed_symbols(ctx)
     # Undefined weak symbols stay in the table, once per name, as GNU ld keeps them.
-    unres = np.flatnonzero((bind != LOCAL) & (ctx.sym_res < 0)
-                           & ((bind == WEAK) | undefined))
+    unres = np.flatnonzero((bind != Bind.LOCAL) & (ctx.sym_res < 0)
+                           & ((bind == Bind.WEAK) | undefined))
     unres_names = names.tolist(unres)
     first: dict[str, int] = {}
     for name, i in zip(unres_names, unres.tolist()):
@@ -169,7 +176,7 @@ def symbols(ctx, lay: Layout, strtab: StrTab, head: np.ndarray | None = None,
 
 def ident(a) -> bytes:
     """ident is e_ident: magic, class, byte order, version (OS ABI: System V)."""
-    return (b"\x7fELF" + bytes([1 if a.elf_class == 32 else 2, 1 if a.order == "<" else 2, 1])
+    return (b"\x7fELF" + bytes([1 if a.elf.cls == 32 else 2, 1 if a.order == "<" else 2, 1])
             ).ljust(16, b"\0")
 
 
@@ -217,7 +224,7 @@ def write_tables(out, lay: Layout, off: int, shdrs: list[bytes], shstr: StrTab,
 def asmb2(ctx, out) -> None:
     """asmb2 writes the symbol table, section headers and the ELF headers."""
     a = ctx.arch
-    lay = Layout(a.elf_class, a.order)
+    lay = Layout(a.elf.cls, a.order)
     for i, o in enumerate(ctx.outsections, start=1):
         o.shndx = i
     shstr = StrTab()
@@ -235,8 +242,25 @@ def asmb2(ctx, out) -> None:
             phdrs.append(lay.pack_phdr(PT_LOAD, PERM_FLAGS[seg.perm], seg.fileoff, seg.vaddr,
                                        seg.filelen, seg.length, ctx.round))
     phdrs.append(lay.pack_phdr(PT_GNU_STACK, PF_R | PF_W, 0, 0, 0, 0, 16))
-    ehdr = lay.ehdr.pack(ident(a), ET_EXEC, a.elf_machine, 1, ctx.entry_addr,
-                         lay.ehdr.size, shoff, a.elf_flags, lay.ehdr.size, lay.phdr.size,
+    ehdr = lay.ehdr.pack(ident(a), ET_EXEC, a.elf.machine, 1, ctx.entry_addr,
+                         lay.ehdr.size, shoff, a.elf.flags, lay.ehdr.size, lay.phdr.size,
                          len(phdrs), lay.shdr.size, len(shdrs), len(shdrs) - 1)
     out.seek(0)
     out.write(ehdr + b"".join(phdrs))
+
+
+def defaults(arch) -> tuple[int, int]:
+    return arch.elf.text_addr, arch.elf.round
+
+
+# Symbols GNU ld's default linker scripts define (PROVIDE), for a static executable.
+LINKER_SYMBOLS = {
+    "__executable_start": rules.image_start,
+    "_etext": rules.etext, "etext": rules.etext,
+    "_edata": rules.edata, "edata": rules.edata, "__bss_start": rules.edata,
+    "_end": rules.end, "end": rules.end,
+}
+
+FORMAT = Format(name="elf", part="elf", segments=SEGMENTS, defaults=defaults,
+                headr_size=headr_size, address=rules.congruent, asmb2=asmb2,
+                linker_symbols=LINKER_SYMBOLS)

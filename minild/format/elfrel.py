@@ -29,16 +29,15 @@ import mmap
 
 import numpy as np
 
+import msgspec
+
 from .. import workers
 from ..errors import InternalError
-from ..layout import align_up
-from ..loader import ABS
 from ..reloc import write_addends
-from .elf import SHT_PROGBITS, Layout, StrTab, ident, section_headers, symbols, write_tables
-
-USE_MMAP = True
-RELOCATES = False     # the external linker applies relocations; minild records them
-ALLOW_UNDEFINED = True
+from ..vocab import ABS, align_up
+from . import Format
+from .elf import (SEGMENTS, SHT_PROGBITS, Layout, StrTab, defaults, ident, section_headers,
+                  symbols, write_tables)
 
 ET_REL = 1
 SHT_RELA, SHT_REL = 4, 9
@@ -46,25 +45,39 @@ SHF_INFO_LINK = 0x40
 STT_SECTION = 3
 
 
+class State(msgspec.Struct):
+    """State is elfrel's private part of the link (Link.fmt), set by layout."""
+
+    symrows: np.ndarray          # .symtab's rows
+    strtab: StrTab
+    first_global: int
+    P: np.ndarray                # per relocation: its offset in its output section
+    symidx: np.ndarray           # per relocation: the .symtab row its record names
+    addend: np.ndarray           # per relocation: the record's addend, the target's
+                                 # offset in its section folded in where it names one
+    sections: list               # (output section, file offset, relocation ids)
+    expected: int                # bytes of records layout reserved
+
+
 def headr_size(ctx) -> int:
-    return Layout(ctx.arch.elf_class, ctx.arch.order).ehdr.size
+    return Layout(ctx.arch.elf.cls, ctx.arch.order).ehdr.size
 
 
 def rec_dtype(ctx) -> np.dtype:
     """rec_dtype is one relocation record of the target's class and kind."""
     a = ctx.arch
     o = a.order
-    w = "u8" if a.elf_class == 64 else "u4"
+    w = "u8" if a.elf.cls == 64 else "u4"
     fields = [("offset", o + w), ("info", o + w)]
-    if a.rela:
-        fields.append(("addend", o + ("i8" if a.elf_class == 64 else "i4")))
+    if a.elf.rela:
+        fields.append(("addend", o + ("i8" if a.elf.cls == 64 else "i4")))
     return np.dtype(fields)
 
 
-def address(ctx) -> None:
+def address(ctx, headr: int) -> None:
     """address puts every output section at address 0 and lays them out in the
     file after the ELF header, in segment order."""
-    off = headr_size(ctx)
+    off = headr
     for seg in ctx.segments:
         seg.vaddr, seg.fileoff = 0, align_up(off, seg.sections[0].align)
         for os_ in seg.sections:
@@ -86,10 +99,10 @@ def layout(ctx, end: int) -> int:
     .symtab (named locals, globals, undefined references), else the section
     symbol of the target's output section, with the target's offset folded into
     the addend (R_RISCV_PCREL_LO12 and friends need the former; section-typed
-    symbols of imported objects the latter). r.S keeps only the folded part.
+    symbols of imported objects the latter).
     """
     a = ctx.arch
-    lay = Layout(a.elf_class, a.order)
+    lay = Layout(a.elf.cls, a.order)
     n = len(ctx.outsections)
     for i, o in enumerate(ctx.outsections, start=1):
         o.shndx = i
@@ -97,17 +110,19 @@ def layout(ctx, end: int) -> int:
     head = np.zeros(n, lay.sym)
     head["info"] = STT_SECTION
     head["shndx"] = np.arange(1, n + 1)
-    ctx.strtab = StrTab()
-    ctx.symrows, ctx.first_global, symidx = symbols(ctx, lay, ctx.strtab, head=head,
-                                                    undefined=True, index=True)
+    strtab = StrTab()
+    symrows, first_global, symidx = symbols(ctx, lay, strtab, head=head, undefined=True,
+                                            index=True)
     r = ctx.relocs
     tgt = ctx.sym_res[r.sym]
     safe = np.maximum(tgt, 0)
     own = np.where(tgt >= 0, symidx[safe], symidx[r.sym])
     tsec = ctx.sym_sec[safe]
     secsym = np.where(tsec == ABS, 0, ctx.sec_out[np.maximum(tsec, 0)] + 1)
-    ctx.rel_symidx = np.where(own >= 0, own, secsym)
-    r.S = np.where(own >= 0, 0, r.S)
+    # Every output section is at address 0: a place's address is its offset in
+    # its output section, and a target's address its offset in its own.
+    P = ctx.sec_addr[r.sec] + r.off
+    addend = np.where(own >= 0, 0, ctx.defaddr[r.sym]) + r.add
 
     emit = np.array([h.size > 0 for h in a.howtos], bool)[r.type]
     emit &= ctx.sec_out[r.sec] >= 0
@@ -119,53 +134,56 @@ def layout(ctx, end: int) -> int:
     counts = np.bincount(out[idx], minlength=n)
     bounds = np.concatenate(([0], np.cumsum(counts)))
     size = rec_dtype(ctx).itemsize
-    ctx.rec_sections = []
+    sections = []
     off = end
     for k in range(n):
         if counts[k]:
             off = align_up(off, 8)
-            ctx.rec_sections.append((k, off, idx[bounds[k]:bounds[k + 1]]))
+            sections.append((k, off, idx[bounds[k]:bounds[k + 1]]))
             off += int(counts[k]) * size
-    ctx.rec_expected = sum(len(x[2]) for x in ctx.rec_sections) * size
+    ctx.fmt = State(symrows=symrows, strtab=strtab, first_global=first_global, P=P,
+                    symidx=np.where(own >= 0, own, secsym), addend=addend, sections=sections,
+                    expected=sum(len(x[2]) for x in sections) * size)
     return off
 
 
-def apply_relocs(ctx, buf, off, types, S, A, P, howtos, order):
+def apply_relocs(ctx, buf, off, types, S, A, P, ids):
     """apply_relocs stands in for relocation during asmb: REL targets get the
-    addend (the target's offset plus A) written into the place."""
-    if ctx.arch.rela:
+    record's addend (the target's offset, where folded in, plus A) written
+    into the place."""
+    if ctx.arch.elf.rela:
         return []
-    return write_addends(buf, off, types, S + A, howtos, order)
+    return write_addends(buf, off, types, ctx.fmt.addend[ids], ctx.arch.howtos,
+                         ctx.arch.order)
 
 
 def records(ctx, idx: np.ndarray) -> np.ndarray:
     """records builds one output section's relocation records."""
-    r, a = ctx.relocs, ctx.arch
-    sym = ctx.rel_symidx[idx].astype(np.uint64)
+    r, a, st = ctx.relocs, ctx.arch, ctx.fmt
+    sym = st.symidx[idx].astype(np.uint64)
     codes = np.array([h.code for h in a.howtos], np.uint64)[r.type[idx]]
     rec = np.zeros(len(idx), rec_dtype(ctx))
-    rec["offset"] = r.P[idx]
-    hook = a.hook("r_info")
-    if hook is not None:
-        rec["info"] = hook(sym, codes)
-    elif a.elf_class == 64:
+    rec["offset"] = st.P[idx]
+    if a.elf.r_info is not None:
+        rec["info"] = a.elf.r_info(sym, codes)
+    elif a.elf.cls == 64:
         rec["info"] = (sym << np.uint64(32)) | codes
     else:
         rec["info"] = (sym << np.uint64(8)) | codes
-    if a.rela:
-        rec["addend"] = r.S[idx] + r.A[idx]
+    if a.elf.rela:
+        rec["addend"] = st.addend[idx]
     return rec
 
 
 def asmb2(ctx, out) -> None:
     """asmb2 writes the relocation records, the symbol table and the headers."""
-    a = ctx.arch
-    lay = Layout(a.elf_class, a.order)
+    a, st = ctx.arch, ctx.fmt
+    lay = Layout(a.elf.cls, a.order)
 
     # The records go straight into the mapping, in shares of the output sections
     # written by forked workers (minild.workers) when -j allows. What each
     # share wrote is counted in shared memory and checked against layout.
-    jobs = ctx.rec_sections
+    jobs = st.sections
     counts = np.frombuffer(mmap.mmap(-1, 8 * max(len(jobs), 1)), np.int64, len(jobs))
 
     def run(lo: int, hi: int) -> bool:
@@ -182,9 +200,9 @@ def asmb2(ctx, out) -> None:
     else:
         run(0, len(jobs))
     written = int(counts.sum())
-    if written != ctx.rec_expected:
+    if written != st.expected:
         raise InternalError(f"wrote {written} bytes of relocation records; layout reserved "
-                            f"{ctx.rec_expected}")
+                            f"{st.expected}")
 
     shstr = StrTab()
     shdrs = section_headers(ctx, lay, shstr)  # (every address is 0 here)
@@ -193,18 +211,24 @@ def asmb2(ctx, out) -> None:
                                ctx.filesize, 0, 0, 0, 1, 0))
     symtab_index = len(shdrs) + len(jobs)
     size = rec_dtype(ctx).itemsize
-    prefix = ".rela" if a.rela else ".rel"
+    rela = a.elf.rela
     for k, off, idx in jobs:
         o = ctx.outsections[k]
-        shdrs.append(lay.pack_shdr(shstr.add(prefix + o.name), SHT_RELA if a.rela else SHT_REL,
-                                   SHF_INFO_LINK, 0, off, len(idx) * size, symtab_index,
-                                   o.shndx, 8 if a.elf_class == 64 else 4, size))
+        shdrs.append(lay.pack_shdr(shstr.add((".rela" if rela else ".rel") + o.name),
+                                   SHT_RELA if rela else SHT_REL, SHF_INFO_LINK, 0, off,
+                                   len(idx) * size, symtab_index, o.shndx,
+                                   8 if a.elf.cls == 64 else 4, size))
 
     off = write_tables(out, lay, ctx.filesize, shdrs, shstr,
-                       (ctx.symrows, ctx.strtab, ctx.first_global))
+                       (st.symrows, st.strtab, st.first_global))
 
-    ehdr = lay.ehdr.pack(ident(a), ET_REL, a.elf_machine, 1, 0, 0, off,
-                         a.elf_flags, lay.ehdr.size, 0, 0, lay.shdr.size, len(shdrs),
+    ehdr = lay.ehdr.pack(ident(a), ET_REL, a.elf.machine, 1, 0, 0, off,
+                         a.elf.flags, lay.ehdr.size, 0, 0, lay.shdr.size, len(shdrs),
                          len(shdrs) - 1)
     out.seek(0)
     out.write(ehdr)
+
+
+FORMAT = Format(name="elfrel", part="elf", segments=SEGMENTS, defaults=defaults,
+                headr_size=headr_size, address=address, layout=layout,
+                apply_relocs=apply_relocs, asmb2=asmb2, allow_undefined=True)

@@ -1,0 +1,178 @@
+"""resolve: loadlib's symbol resolution, names matched as columns.
+
+Every non-local symbol entry is bound to its definition (sym_res): a strong
+definition wins over weak ones, the first weak one among weaks, two strong
+ones are an error (lld's words). Names referred to and defined by no object
+may be linker-defined: the format's symbols (_etext, _end, ...) and the
+arch's (.TOC.). Undefined references are reported with where they are made,
+as lld reports them.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from .errors import Diagnostics
+from .loader import Object
+from .names import Names, SymbolTable
+from .vocab import ABS, UNDEF, Bind
+
+
+def resolve(ctx) -> None:
+    """resolve binds every non-local symbol entry to its definition.
+
+    A strong definition wins over weak ones, the first weak one wins among
+    weaks, two strong ones are an error. Names are matched as columns (minild.names:
+    hashes, a hash table, then byte-for-byte checks), never one Python lookup per
+    reference; relocations reach definitions through sym_res by indexing.
+    """
+    d = Diagnostics()
+    names, bind, sec = ctx.names, ctx.sym_bind, ctx.sym_sec
+    n = len(names)
+    res = np.arange(n, dtype=np.int64)
+    defined = sec != UNDEF
+    strong = np.flatnonzero((bind == Bind.GLOBAL) & defined)
+    weak = np.flatnonzero((bind == Bind.WEAK) & defined)
+    # Entries that may not be their own definition: undefined ones and weak ones.
+    look = np.flatnonzero((bind != Bind.LOCAL) & ((sec == UNDEF) | (bind == Bind.WEAK)))
+    table, dups = definitions(names, names.hashes(), strong, weak)
+    for ids in dups:
+        d.error(f"duplicate symbol: {names[ids[0]]}",
+                *[f"defined at {ctx.section_site(int(sec[i]), int(ctx.sym_value[i]))}"
+                  if sec[i] >= 0 else f"defined at {ctx.objects[ctx.sym_obj[i]].path}"
+                  for i in ids])
+        res[ids[1:]] = ids[0]  # a strong duplicate resolves to the first definition
+    res[look] = table.lookup(look)
+
+    # Linker-defined symbols, for names referred to and defined by no object:
+    # the format's and the arch's. (Not when another linker finishes the
+    # link: it defines them itself.)
+    external = ctx.format.allow_undefined
+    ctx.linker_symbols = {}
+    if not external:
+        ctx.linker_symbols.update(ctx.format.linker_symbols)
+        ctx.linker_symbols.update(ctx.arch.linker_symbols or {})
+    unresolved = look[res[look] < 0]
+    unresolved_names = names.tolist(unresolved)
+    extra = sorted({x for x in unresolved_names if x in ctx.linker_symbols})
+    ctx.linker_defined = {name: n + j for j, name in enumerate(extra)}
+    if extra:
+        ctx.objects.append(Object.empty("<internal>", ctx.arch.name))
+        k = len(ctx.objects) - 1
+        m = len(extra)
+        ctx.names = names = names.extend(extra)
+        ctx.sym_obj = np.concatenate((ctx.sym_obj, np.full(m, k, np.int32)))
+        ctx.sym_sec = np.concatenate((ctx.sym_sec, np.full(m, ABS)))
+        ctx.sym_value = np.concatenate((ctx.sym_value, np.zeros(m, np.int64)))
+        ctx.sym_size = np.concatenate((ctx.sym_size, np.zeros(m, np.int64)))
+        ctx.sym_bind = np.concatenate((ctx.sym_bind, np.full(m, Bind.GLOBAL, np.uint8)))
+        ctx.sym_type = np.concatenate((ctx.sym_type, np.zeros(m, np.uint8)))
+        res = np.concatenate((res, np.arange(n, n + m)))
+        bind, sec = ctx.sym_bind, ctx.sym_sec
+        res[unresolved] = [ctx.linker_defined.get(x, -1) for x in unresolved_names]
+    ctx.sym_res = res
+    ctx.globals = table
+
+    r = ctx.relocs
+    # Per symbol entry first: only a link with undefined symbols looks at its
+    # (millions of) relocations to find the referencing places.
+    unresolved_strong = (res < 0) & (bind == Bind.GLOBAL)
+    if unresolved_strong.any() and not external:
+        missing = unresolved_strong[r.sym]
+        refs: dict[str, list[int]] = {}
+        for k in np.flatnonzero(missing).tolist():
+            refs.setdefault(names[r.sym[k]], []).append(k)
+        for name, ks in refs.items():
+            shown = ks[:UNDEF_REFS]
+            notes = [f"referenced by {ctx.reloc_site(k)}" for k in shown]
+            if len(ks) > len(shown):
+                notes.append(f"referenced {len(ks) - len(shown)} more times")
+            d.error(f"undefined symbol: {name}", *notes)
+    e = ctx.global_sym(ctx.opts.entry)
+    if e is None and not external:
+        d.error(f"undefined entry symbol: {ctx.opts.entry} (no object defines it; "
+                "choose another with -e/--entry)")
+    ctx.entry_sym = e
+    d.check()
+
+
+UNDEF_REFS = 50  # references listed per undefined symbol before "referenced N more times"
+
+
+class Definitions:
+    """Definitions finds, for names of a link's symbol entries, the entry that
+    defines them (-1 for none): a hash table over the winning definitions."""
+
+    def __init__(self, names: Names, ids: np.ndarray, hashes: np.ndarray):
+        self.names = names
+        self.hashes = hashes   # of every entry
+        self.table = SymbolTable(names, ids, hashes[ids])
+
+    def lookup(self, idx: np.ndarray) -> np.ndarray:
+        return self.table.lookup(self.names, idx, self.hashes[idx])
+
+    def get(self, name: str) -> int | None:
+        return self.table.get(name)
+
+
+class DictDefinitions:
+    """DictDefinitions is Definitions by a dict of Python strings: for the (never
+    yet seen) link where two different defined names share a 64-bit hash."""
+
+    def __init__(self, names: Names, table: dict[str, int]):
+        self.names, self.table = names, table
+
+    def lookup(self, idx: np.ndarray) -> np.ndarray:
+        return np.fromiter(map(self.table.get, self.names.tolist(idx), itertools.repeat(-1)),
+                           np.int64, len(idx))
+
+    def get(self, name: str) -> int | None:
+        return self.table.get(name)
+
+
+def definitions(names: Names, hashes: np.ndarray, strong: np.ndarray, weak: np.ndarray
+                ) -> tuple[Definitions | DictDefinitions, list[np.ndarray]]:
+    """definitions picks the defining entry of every defined name: the strong
+    one, else the first weak one. hashes holds every entry's name hash (only
+    those of non-local entries are read). It returns the lookup structure and
+    the duplicate strong definitions, one array of entries per name (first one
+    first), in the order of their second definitions."""
+    cand = np.concatenate((strong, weak))
+    hc = hashes[cand]
+    order = np.argsort(hc)
+    hs = hc[order]
+    head = np.ones(len(order), bool)
+    head[1:] = hs[1:] != hs[:-1]
+    heads = np.flatnonzero(head)
+    if len(heads) == len(order):          # every defined name once: no choice to make
+        return Definitions(names, cand, hashes), []
+    # Runs of one hash: the first position in cand wins (strong entries come
+    # first, each kind in entry order).
+    run = np.cumsum(head) - 1
+    lead = np.minimum.reduceat(order, heads)
+    member = order != lead[run]
+    mpos, mlead = order[member], lead[run[member]]
+    if not names.equal(cand[mpos], cand[mlead]).all():
+        # Two different names with one hash: resolve by dict, exactly as ld would.
+        return _dict_definitions(names, strong, weak)
+    groups: dict[int, list[int]] = {}
+    dup = mpos < len(strong)                 # a strong entry that is not its name's first
+    for lead_k, k in sorted(zip(mlead[dup].tolist(), mpos[dup].tolist())):
+        groups.setdefault(lead_k, [lead_k]).append(k)
+    dups = sorted((cand[np.array(g)] for g in groups.values()), key=lambda ids: int(ids[1]))
+    return Definitions(names, cand[lead], hashes), dups
+
+
+def _dict_definitions(names: Names, strong: np.ndarray, weak: np.ndarray):
+    first: dict[str, int] = {}
+    dups: dict[str, list[int]] = {}
+    for name, i in zip(names.tolist(strong), strong.tolist()):
+        j = first.setdefault(name, i)
+        if j != i:
+            dups.setdefault(name, [j]).append(i)
+    for name, i in zip(names.tolist(weak), weak.tolist()):
+        first.setdefault(name, i)
+    groups = sorted((np.array(ids) for ids in dups.values()), key=lambda ids: int(ids[1]))
+    return DictDefinitions(names, first), groups
