@@ -1,0 +1,3 @@
+module minild.test/oracles
+
+go 1.19
