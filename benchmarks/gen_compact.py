@@ -22,7 +22,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from program import BSS_SLOTS, Program, generator_main, write_manifest  # noqa: E402
 
 from minild import arch as archreg  # noqa: E402
-from minild.loader import GLOBAL, KIND_ID, LOCAL, Object, encode_compact  # noqa: E402
+from minild.encode import encode_compact  # noqa: E402
+from minild.loader import GLOBAL, KIND_ID, LOCAL, Object  # noqa: E402
 from minild.names import Names  # noqa: E402
 
 FUNC_ALIGN = 16

@@ -2,9 +2,9 @@
 
 A link runs with the cyclic garbage collector off (cli.link_cmd says why).
 Turned off here, before click, msgspec and the rest are imported, it also
-spares the collector's scans of the objects those imports leave behind
-(~5 ms of a medium link), without changing anything for a program that only
-imports minild.cli.
+spares the collector's scans of the objects those imports leave behind,
+without changing anything for a program that only imports minild.cli
+(measured: docs/performance.md, 'Figures behind the code').
 """
 
 import gc

@@ -22,14 +22,16 @@ from .errors import Diagnostics
 from .reloc import Problem, apply_block
 
 BLOCK_SIZE = 1 << 20
-# Fewer blocks than this are written in-process: forking costs ~10 ms, more
-# than a few MB of blocks take (medium benchmark: 9 blocks, no gain).
+# Fewer blocks than this are written in-process: a fork costs more than
+# writing a few MB of blocks takes, so a medium-sized output gains nothing
+# from it (measured: docs/performance.md, 'Figures behind the code').
 FORK_BLOCKS = 16
 # The parent writes this many times a child's share of the blocks. A child's
 # first write to each page of the heap it inherited is a copy-on-write fault,
-# and its numpy temporaries reuse that heap: on the large benchmark a child
-# took ~7,500 faults and 3.3 ms a block, the parent 2.7 ms. 1.35 evens them
-# (asmb 61 -> 55 ms).
+# and its numpy temporaries reuse that heap, so a child takes longer per
+# block than the parent; this ratio evens out their times, where equal
+# shares leave the parent waiting (measured: docs/performance.md, 'Figures
+# behind the code').
 PARENT_SHARE = 1.35
 
 
@@ -50,7 +52,8 @@ def cut_blocks(ctx, block_size: int) -> tuple[list[Block], np.ndarray]:
             continue
         rel = ctx.sec_off[os_.inputs]
         # Non-decreasing, so repeats are neighbours (np.unique would import
-        # numpy.ma, 7 ms of a small link's start-up).
+        # numpy.ma, a noticeable part of a small link's start-up; measured:
+        # docs/performance.md, 'Figures behind the code').
         cuts = np.searchsorted(rel, np.arange(block_size, os_.size, block_size))
         cuts = cuts[np.diff(cuts, prepend=-1) != 0]
         cuts = cuts[(cuts > 0) & (cuts < len(rel))]
@@ -108,7 +111,8 @@ class ByBlock:
         """take returns each column's values at block i's relocations (in the
         order of self(i)). Where the block's runs are long, it copies them
         as slices: a memcpy per run instead of an index array and a gather
-        per column (an eighth of the time on the medium benchmark)."""
+        per column, a visible cut in asmb's time (measured:
+        docs/performance.md, 'Figures behind the code')."""
         lo, hi = int(self.bounds[i]), int(self.bounds[i + 1])
         if self.order is None and hi - lo <= 1:
             s, n = (int(self.run_start[lo]), int(self.run_len[lo])) if hi > lo else (0, 0)

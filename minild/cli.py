@@ -12,8 +12,9 @@ import gc
 import os
 import sys
 
-# minild uses no BLAS; one OpenBLAS thread instead of one per core saves
-# about 100 ms of CPU per run. Must precede the first import of numpy.
+# minild uses no BLAS; one OpenBLAS thread instead of one per core spares
+# every run the CPU of starting the others (measured: docs/performance.md,
+# 'Figures behind the code'). Must precede the first import of numpy.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import click
@@ -24,8 +25,9 @@ from .workers import DEFAULT_JOBS
 
 
 class _Lazy:
-    """_Lazy makes a rich Console on first use: rich takes ~15 ms to import,
-    a third of a small link, and a successful link prints nothing."""
+    """_Lazy makes a rich Console on first use: rich's import is a sizeable
+    part of a small link, and a successful link prints nothing (measured:
+    docs/performance.md, 'Figures behind the code')."""
 
     def __init__(self, **kw):
         self.kw, self.console = kw, None
@@ -155,11 +157,14 @@ def link_cmd(objects, output, entry, headtype, text_addr, round_, strip, jobs, n
     """Link OBJECTS (minild JSON objects, any file extension) into an executable."""
     if (extld or extldflags or tmpdir or libc) and not externallink:
         raise click.UsageError("--extld, --extldflags, --tmpdir and --libc need --externallink")
+    if externallink and headtype != "elf":
+        raise click.UsageError(f"--externallink writes an ELF object for an external linker; "
+                               f"it cannot be used with -H {headtype}")
     # A link is a short batch process whose data are columns, not Python
-    # objects: the cyclic collector finds almost nothing (a few hundred
-    # objects on the large link) but keeps scanning what numpy's import
-    # leaves behind; reference counting frees the rest. Off: ~7 ms of the
-    # medium link (paired), and this process ends with os._exit anyway.
+    # objects: the cyclic collector finds almost nothing but keeps scanning
+    # what numpy's import leaves behind; reference counting frees the rest.
+    # Off, a link is faster, and this process ends with os._exit anyway
+    # (measured: docs/performance.md, 'Figures behind the code').
     gc.disable()
     jobs = jobs or DEFAULT_JOBS
     # Decoding starts now, in a forked child, while this process imports
@@ -195,16 +200,17 @@ def link_cmd(objects, output, entry, headtype, text_addr, round_, strip, jobs, n
                   markup=False)
     if bench:
         print_bench(ctx.bench)
-    # Like lld, skip tearing down a big link's heap (about 50 ms on a large
-    # link): the output is closed and renamed, nothing is left to flush but
-    # the standard streams.
+    # Like lld, skip tearing down a big link's heap (freeing every array of
+    # a large link takes time and buys nothing; measured: docs/performance.md,
+    # 'Figures behind the code'): the output is closed and renamed, nothing is
+    # left to flush but the standard streams.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
 
 
 def print_bench(b) -> None:
-    rows = b.ordered() + [b.total()]   # before rich's import (Table) adds its ~15 ms to "total"
+    rows = b.ordered() + [b.total()]   # before rich's import (Table) adds its time to "total"
     t = Table(title="minild phases")
     for c in ("phase", "wall ms", "cpu ms", "faults", "rss MiB", "peak MiB"):
         t.add_column(c, justify="right" if c != "phase" else "left")

@@ -30,8 +30,9 @@ def columns(ctx, objs: list[Object]) -> None:
     section and symbol ids (an object's ids plus its base). Each object's
     column is dropped as soon as it is copied (where it is not a view of a
     file or of shared memory, its memory can serve the next allocation):
-    fresh pages cost a fault each, and this is ~100 MB on the large
-    benchmark."""
+    fresh pages cost a fault each, and a large link's columns span many
+    thousands of pages (measured: docs/performance.md, 'Figures behind the
+    code')."""
     nsec = np.array([len(o.sec_name) for o in objs], np.int64)
     nsym = np.array([len(o.sym_name) for o in objs], np.int64)
     nrel = np.array([len(o.rel_off) for o in objs], np.int64)

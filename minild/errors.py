@@ -75,3 +75,8 @@ class Diagnostics:
 def fail(message: str, *notes: str) -> LinkError:
     """fail builds a LinkError holding one diagnostic (for `raise fail(...)`)."""
     return LinkError([Diag(message, list(notes))])
+
+
+def usage(message: str, *notes: str) -> UsageError:
+    """usage builds a UsageError holding one diagnostic (for `raise usage(...)`)."""
+    return UsageError([Diag(message, list(notes))])

@@ -5,17 +5,18 @@ link allocates comes from a heap set up for a short batch process. glibc only
 (through ctypes); elsewhere tune() does nothing and the link is the same, only
 slower.
 
-Two settings, each measured on the benchmark (docs/performance.md):
+Two settings, each measured on the benchmark (docs/performance.md, 'Fourth
+round'; the figures these notes rest on: 'Figures behind the code'):
 
 * Freed memory stays in the process. A link allocates and frees numpy
   temporaries of hundreds of KB to tens of MB per block and phase; by default
   glibc maps each large one afresh and unmaps or trims it on free, so the link
-  would pay page faults and munmap over and over (about 0.3 s of system time
-  on the large benchmark). Keeping the memory costs nothing after the link.
+  would pay page faults and munmap over and over, in system time that grows
+  with the link. Keeping the memory costs nothing after the link.
 * The heap is grown once, by about what the link will need, and that stretch
   is advised for transparent huge pages (MADV_HUGEPAGE). A fresh 4 KiB page
-  costs a fault, ~2-3 us on the machines here, and the medium link touches
-  ~9,000 of them: ~20 ms, a tenth of its time. A 2 MiB page costs one fault.
+  costs a fault, and a link touches thousands of them: on the VMs here that
+  is a sizeable part of a link's time. A 2 MiB page costs one fault.
   numpy advises its own arrays of 4 MiB or more the same way; this extends it
   to everything the link allocates from the heap, the many arrays below 4 MiB
   and Python's own large objects included. Where the kernel has no huge page
@@ -28,8 +29,9 @@ M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
 MADV_HUGEPAGE = 14
 
 # The heap grows by PAD_PER_INPUT_BYTE times the objects' size, within
-# [PAD_MIN, PAD_MAX]: the medium and large benchmark links (20 and 83 MiB of
-# objects) never grow it a second time.
+# [PAD_MIN, PAD_MAX]: enough that the benchmark's medium and large links
+# never grow it a second time (measured: docs/performance.md, 'Figures behind
+# the code').
 PAD_MIN, PAD_MAX = 64 << 20, 1 << 30
 PAD_PER_INPUT_BYTE = 4
 

@@ -38,17 +38,15 @@ from . import arch as archreg
 from .errors import Diagnostics, LinkError, fail
 from .loader import ABS, KIND_ID, MAX_ALIGN, MAX_SIZE, UNDEF, Object
 from .names import Names
+from .format.elfstruct import (ELFCOMPRESS_ZLIB, EHDR_FIELDS, SHDR_FIELDS, SHF_ALLOC,
+                               SHF_COMPRESSED, SHF_EXECINSTR, SHF_TLS, SHF_WRITE, SHN_ABS,
+                               SHN_COMMON, SHN_LORESERVE, SHN_UNDEF, SHN_XINDEX,
+                               SHT_FINI_ARRAY, SHT_GROUP, SHT_INIT_ARRAY, SHT_LOPROC,
+                               SHT_NOBITS, SHT_PREINIT_ARRAY, SHT_PROGBITS, SHT_REL, SHT_RELA,
+                               SHT_SYMTAB, SHT_SYMTAB_SHNDX, STB_LOCAL, STB_WEAK, STT_COMMON, STT_FILE,
+                               STT_GNU_IFUNC, STT_SECTION, STT_TLS, Layout, split_info)
 from .outfile import write_file
 
-SHT_PROGBITS, SHT_SYMTAB, SHT_RELA, SHT_NOBITS, SHT_REL, SHT_GROUP = 1, 2, 4, 8, 9, 17
-SHT_INIT_ARRAY, SHT_FINI_ARRAY, SHT_PREINIT_ARRAY, SHT_SYMTAB_SHNDX = 14, 15, 16, 18
-SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR, SHF_GROUP, SHF_TLS = 0x1, 0x2, 0x4, 0x200, 0x400
-SHF_COMPRESSED, SHT_LOPROC, ELFCOMPRESS_ZLIB = 0x800, 0x70000000, 1
-SHN_UNDEF, SHN_LORESERVE, SHN_ABS, SHN_COMMON, SHN_XINDEX = 0, 0xFF00, 0xFFF1, 0xFFF2, 0xFFFF
-STT_OBJECT, STT_FUNC, STT_SECTION, STT_FILE, STT_COMMON, STT_TLS = 1, 2, 3, 4, 5, 6
-STT_GNU_IFUNC = 10
-STB_LOCAL, STB_GLOBAL, STB_WEAK = 0, 1, 2
-EM_MIPS = 8
 REFUSED = -2   # kept[] of a section refused with an error (-1: left out quietly)
 # A mips64 relocation whose r_type2/r_type3 are not NONE: no single type minild applies.
 COMPOSITE = 1 << 20
@@ -86,23 +84,6 @@ def find_arch(machine: int, elf_class: int, order: str) -> archreg.Arch:
         if a.elf is not None and (a.elf.machine, a.elf.cls, a.order) == (machine, elf_class, order):
             return a
     raise KeyError(machine)
-
-
-def _dtypes(elf_class: int, order: str, rela: bool) -> tuple[np.dtype, np.dtype]:
-    o = order
-    if elf_class == 64:
-        sym = np.dtype([("name", o + "u4"), ("info", "u1"), ("other", "u1"),
-                        ("shndx", o + "u2"), ("value", o + "u8"), ("size", o + "u8")])
-        fields = [("offset", o + "u8"), ("info", o + "u8")]
-        if rela:
-            fields.append(("addend", o + "i8"))
-    else:
-        sym = np.dtype([("name", o + "u4"), ("value", o + "u4"), ("size", o + "u4"),
-                        ("info", "u1"), ("other", "u1"), ("shndx", o + "u2")])
-        fields = [("offset", o + "u4"), ("info", o + "u4")]
-        if rela:
-            fields.append(("addend", o + "i4"))
-    return sym, np.dtype(fields)
 
 
 def _strings(blob: bytes, offs: np.ndarray) -> list[str]:
@@ -145,8 +126,9 @@ ET_REL = 1
 
 
 def _header(data: bytes, path: str) -> dict:
-    """_header decodes the ELF header with struct: one record, and 50 times
-    faster than building pyelftools' parsers for every file (docs/import.md)."""
+    """_header decodes the ELF header with struct: one record, far cheaper
+    than building pyelftools' parsers for every file (measured:
+    docs/performance.md, 'Figures behind the code'; docs/import.md)."""
     if data[:4] != b"\x7fELF":
         raise fail(f"{path}: not an ELF object (no \\x7fELF magic number at offset 0)")
     if len(data) < 16 or data[4] not in (1, 2) or data[5] not in (1, 2):
@@ -155,9 +137,7 @@ def _header(data: bytes, path: str) -> dict:
     fmt = struct.Struct(order + ("HHIQQQIHHHHHH" if elf_class == 64 else "HHIIIIIHHHHHH"))
     if len(data) < 16 + fmt.size:
         raise fail(f"{path}: malformed ELF object: the file ends inside the ELF header")
-    names = ("e_type", "e_machine", "e_version", "e_entry", "e_phoff", "e_shoff", "e_flags",
-             "e_ehsize", "e_phentsize", "e_phnum", "e_shentsize", "e_shnum", "e_shstrndx")
-    h = dict(zip(names, fmt.unpack_from(data, 16)))
+    h = dict(zip(EHDR_FIELDS, fmt.unpack_from(data, 16)))
     h.update(elf_class=elf_class, order=order)
     return h
 
@@ -263,7 +243,7 @@ def _import(path: str, h: dict, data: bytes) -> Object:
     sec_name = _unique(sec_name, np.zeros(len(sec_name), bool))
 
     # Symbols, as columns.
-    symdt, _ = _dtypes(elf_class, order, True)
+    symdt = Layout(elf_class, order).sym
     symsec = next((i for i, t in enumerate(types) if t == SHT_SYMTAB), None)
     if symsec is None:
         syms = np.zeros(1, symdt)
@@ -354,11 +334,14 @@ def _import(path: str, h: dict, data: bytes) -> Object:
         if not 0 < target < len(shdrs) or kept[target] < 0:
             continue  # relocates a section left out (.eh_frame, ...) or reported above
         rela = t == SHT_RELA
-        _, reldt = _dtypes(elf_class, order, rela)
+        reldt = Layout(elf_class, order).rel(rela)
         recs = _table(data, s, reldt, path, names[i])
         if len(recs) == 0:
             continue
-        sym, typ = _split_info(recs["info"], machine, elf_class, order)
+        sym, typ, composite = split_info(recs["info"], elf_class, order, machine)
+        # A composite (mips64 r_type2/r_type3 not NONE) has no single meaning
+        # minild applies.
+        typ = np.where(composite, COMPOSITE, typ)
         off = recs["offset"].astype(np.int64)
         tsec = int(kept[target])
         where = f"{path}: section {names[i]}"
@@ -498,19 +481,13 @@ def _fresh(name: str, taken) -> str:
     return f"{name}{sep}{c}"
 
 
-_SHDR_FIELDS = ("sh_name", "sh_type", "sh_flags", "sh_addr", "sh_offset", "sh_size", "sh_link",
-                "sh_info", "sh_addralign", "sh_entsize")
-
-
 def _section_headers(data: bytes, h, elf_class: int, order: str,
                      path: str) -> tuple[list[dict], list[str]]:
     """_section_headers reads the section header table with numpy (pyelftools
-    builds a construct parser run per header: seconds for the 65000 sections
-    of a -ffunction-sections object) and the names from .shstrtab."""
-    w = order + ("u8" if elf_class == 64 else "u4")
-    u4 = order + "u4"
-    dt = np.dtype([(n, u4 if n in ("sh_name", "sh_type", "sh_link", "sh_info") else w)
-                   for n in _SHDR_FIELDS])
+    runs a construct parser per header, far too slow for the 65000 sections
+    of a -ffunction-sections object; measured: docs/performance.md, 'Figures
+    behind the code') and the names from .shstrtab."""
+    dt = Layout(elf_class, order).shdr_dtype
     shoff, shnum, shstrndx = int(h["e_shoff"]), int(h["e_shnum"]), int(h["e_shstrndx"])
     if shoff == 0:
         return [], []
@@ -531,32 +508,12 @@ def _section_headers(data: bytes, h, elf_class: int, order: str,
         raise fail(f"{path}: malformed ELF object: {shnum} section headers at {shoff:#x} lie "
                    f"past the end of the file ({len(data)} bytes)")
     table = np.frombuffer(data, dt, shnum, shoff)
-    shdrs = [dict(zip(_SHDR_FIELDS, row)) for row in table.tolist()]
+    shdrs = [dict(zip(SHDR_FIELDS, row)) for row in table.tolist()]
     if not 0 < shstrndx < shnum:
         return shdrs, [""] * shnum
     st = shdrs[shstrndx]
     blob = data[st["sh_offset"]:st["sh_offset"] + st["sh_size"]]
     return shdrs, _strings(blob, table["sh_name"])
-
-
-def _split_info(info: np.ndarray, machine: int, elf_class: int,
-                order: str) -> tuple[np.ndarray, np.ndarray]:
-    """_split_info splits r_info into symbol and type columns.
-
-    mips64 (n64) packs r_sym (u32), r_ssym, r_type3, r_type2, r_type (u8 each)
-    in file byte order, which is not a u64 (sym << 32 | type) on little-endian.
-    """
-    if elf_class == 32:
-        return (info >> 8).astype(np.int64), (info & 0xFF).astype(np.int64)
-    if machine == EM_MIPS:
-        raw = info.astype(order + "u8").view(np.uint8).reshape(-1, 8)
-        sym = raw[:, :4].copy().view(order + "u4").ravel().astype(np.int64)
-        t3, t2, t1 = raw[:, 5], raw[:, 6], raw[:, 7]
-        typ = t1.astype(np.int64)
-        # A composite (t2/t3 not NONE) has no single meaning minild applies.
-        typ = np.where((t2 != 0) | (t3 != 0), COMPOSITE, typ)
-        return sym, typ
-    return (info >> 32).astype(np.int64), (info & 0xFFFFFFFF).astype(np.int64)
 
 
 def _reloc_name(code: int, data: bytes) -> str:
@@ -616,7 +573,7 @@ def implicit_addends(a: archreg.Arch, htype: np.ndarray, off: np.ndarray, sym: n
 
 def write(obj: Object, out: str, compact: bool) -> None:
     """write encodes obj and writes it atomically to out."""
-    from .loader import encode_compact, encode_readable
+    from .encode import encode_compact, encode_readable
 
     a = archreg.lookup(obj.arch)
     data = encode_compact(obj, a) if compact else encode_readable(obj, a)

@@ -29,7 +29,7 @@ from . import format as formats
 from .asmb import BLOCK_SIZE, asmb
 from .bench import Bench
 from .columns import Relocs, columns
-from .errors import Diagnostics, InternalError, LinkError, UsageError, fail
+from .errors import Diagnostics, InternalError, LinkError, fail, usage
 from .layout import address, dodata, layout, symaddrs
 from .loader import Object, bounds_ok, read_object, read_objects
 from .outbuf import OutBuf
@@ -145,9 +145,9 @@ def link(opts: Options) -> Link:
     fmt = ctx.format
     part = ctx.arch.part(fmt.part)
     if part is None:
-        raise UsageError(fail(f"-H {fmt.name}: the {fmt.name} format is not available for "
-                              f"arch {ctx.arch.name} (the objects' arch); it is for: "
-                              + ", ".join(formats.arches_for(fmt))).diags)
+        raise usage(f"-H {fmt.name}: the {fmt.name} format is not available for arch "
+                    f"{ctx.arch.name} (the objects' arch); it is for: "
+                    + ", ".join(formats.arches_for(fmt)))
     T, R = fmt.defaults(ctx.arch)
     ctx.text_addr = T if opts.text_addr is None else opts.text_addr
     ctx.round = R if opts.round is None else opts.round
@@ -172,8 +172,9 @@ def link(opts: Options) -> Link:
     if not opts.externallink:
         write_output(ctx, opts.output)
         return ctx
-    # tempfile and shutil (with bz2, lzma, random, ...): ~3 ms of every
-    # start, imported only for this path.
+    # tempfile and shutil (with bz2, lzma, random, ...) would cost every
+    # start their imports (measured: docs/performance.md, 'Figures behind the
+    # code'): imported only for this path.
     import shutil
     import tempfile
 

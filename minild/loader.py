@@ -12,20 +12,17 @@ from __future__ import annotations
 
 import mmap
 import os
-import pickle
 
 import msgspec
 import numpy as np
 
 from . import arch as archreg
-from . import workers
+from . import shm, workers
 from .errors import Diagnostics, LinkError, fail
 from .names import Names
 from .vocab import ABS, BINDINGS, KIND_ID, KINDS, TYPES, UNDEF, Bind, SymType  # noqa: F401
 # The schema and decoding live apart from numpy (minild.readahead).
-from .schema import (FORMAT_VERSION, RELOC_COLUMNS, SYMBOL_COLUMNS,
-                     Compact, CRelocs, CSection, CSymbols, Readable, Reloc, Symbol, decode,
-                     msgspec_message)
+from .schema import RELOC_COLUMNS, SYMBOL_COLUMNS, Compact, Readable, decode, msgspec_message
 
 # The shared vocabulary (minild.vocab) under the names the loader's callers use.
 LOCAL, GLOBAL, WEAK = Bind.LOCAL, Bind.GLOBAL, Bind.WEAK
@@ -102,8 +99,9 @@ def _build(path: str, doc: Readable | Compact, bulk: bool) -> Object:
 # Below this much work (bytes of input), a forked reader costs more than it saves.
 FORK_LOAD_BYTES = 16 << 20
 # The parent reads this many times a child's share: a child also copies its
-# results into shared memory. On the large benchmark the parent waited for its
-# child ~25 ms at 1.3 and not at all at 1.6.
+# results into shared memory, so with too small a share the parent finishes
+# first and waits for its child (measured: docs/performance.md, 'Figures
+# behind the code').
 PARENT_SHARE = 1.5
 # A file decoded already (minild.readahead) costs about this part of a whole
 # read: validation and hashing take about as long as msgspec's decoding.
@@ -170,7 +168,7 @@ def read_objects(paths: list[str], jobs: int, decoded: dict[int, Compact] | None
 
 
 def _shared_mapping(size: int) -> mmap.mmap:
-    return mmap.mmap(-1, size)  # anonymous and MAP_SHARED: children write, the parent reads
+    return shm.mapping(size)   # (a seam for the tests: a system that refuses it)
 
 
 def _read_or_error(path: str, doc: Compact | None = None):
@@ -182,72 +180,49 @@ def _read_or_error(path: str, doc: Compact | None = None):
 
 
 def _ship(objs: list, shared: mmap.mmap, lo: int, hi: int) -> bool:
-    """_ship writes objs into shared[lo:hi]: the arrays and section bytes,
-    then a pickle of the rest; the first 16 bytes say where the pickle is.
-    False if they do not fit."""
-    region = np.frombuffer(shared, np.uint8, hi - lo, lo)
-    pos = 16
+    """_ship writes objs into shared[lo:hi] as one shm record: the arrays and
+    section bytes as its bulk fields, the rest in its pickle. False if they
+    do not fit."""
+    fields: list = []
 
-    def put(raw) -> tuple[int, int]:
-        nonlocal pos
-        b = np.frombuffer(raw, np.uint8)
-        if pos + len(b) > len(region):
-            raise _Full
-        region[pos:pos + len(b)] = b
-        at = pos
-        pos = (pos + len(b) + 7) & ~7
-        return lo + at, len(b)
+    def put(raw) -> int:
+        fields.append(raw)
+        return len(fields) - 1
 
-    try:
-        metas = []
-        for o in objs:
-            if isinstance(o, LinkError):
-                metas.append(o)
-                continue
-            arrays = {}
-            for f in _ARRAYS:
-                a = np.ascontiguousarray(getattr(o, f))
-                arrays[f] = (*put(a), a.dtype.str)
-            n = o.sym_name
-            names = (put(n.blob), *((*put(np.ascontiguousarray(x)), x.dtype.str)
-                                    for x in (n.start, n.length, n.hashes())))
-            data = [None if x is None else put(x) for x in o.sec_data]
-            metas.append((o.path, o.arch, o.sec_name, arrays, names, data))
-        meta = pickle.dumps(metas, protocol=pickle.HIGHEST_PROTOCOL)
-        at, size = put(meta)
-    except _Full:
-        return False
-    region[:16] = np.frombuffer(np.array([at, size], "<i8").tobytes(), np.uint8)
-    return True
-
-
-class _Full(Exception):
-    pass
+    metas = []
+    for o in objs:
+        if isinstance(o, LinkError):
+            metas.append(o)
+            continue
+        arrays = {}
+        for f in _ARRAYS:
+            a = np.ascontiguousarray(getattr(o, f))
+            arrays[f] = (put(a), a.dtype.str)
+        n = o.sym_name
+        names = (put(n.blob), *((put(np.ascontiguousarray(x)), x.dtype.str)
+                                for x in (n.start, n.length, n.hashes())))
+        data = [None if x is None else put(x) for x in o.sec_data]
+        metas.append((o.path, o.arch, o.sec_name, arrays, names, data))
+    return shm.pack(shared, lo, hi, metas, fields) is not None
 
 
 def _unship(shared: mmap.mmap, lo: int) -> list:
     """_unship rebuilds the objects a child shipped to shared[lo:]: arrays and
     section bytes are views of the mapping."""
-    at, size = np.frombuffer(shared, "<i8", 2, lo).tolist()
-    view = memoryview(shared)
+    metas, field = shm.unpack(shared, lo)
+    view = lambda k, dtype: np.frombuffer(field[k], dtype)  # noqa: E731
     out = []
-    for m in pickle.loads(view[at:at + size]):
+    for m in metas:
         if isinstance(m, LinkError):
             out.append(m)
             continue
         path, arch, sec_name, arrays, (blob, start, length, hashes), data = m
-        cols = {f: _view(shared, *a) for f, a in arrays.items()}
-        names = Names(bytes(view[blob[0]:blob[0] + blob[1]]), _view(shared, *start),
-                      _view(shared, *length), _view(shared, *hashes))
-        sec_data = [None if d is None else view[d[0]:d[0] + d[1]] for d in data]
+        cols = {f: view(*a) for f, a in arrays.items()}
+        names = Names(bytes(field[blob]), view(*start), view(*length), view(*hashes))
+        sec_data = [None if d is None else field[d] for d in data]
         out.append(Object(path=path, arch=arch, sec_name=sec_name, sec_data=sec_data,
                           sym_name=names, **cols))
     return out
-
-
-def _view(shared: mmap.mmap, off: int, size: int, dtype: str) -> np.ndarray:
-    """_view is the array a child shipped at shared[off:off + size]."""
-    return np.frombuffer(shared, dtype, size // np.dtype(dtype).itemsize, off)
 
 
 def _check_sections(path, secs, d: Diagnostics, data_of) -> tuple[list, list, np.ndarray]:
@@ -427,20 +402,6 @@ NARROW = {("relocs", "addend"): np.dtype(np.int32)}
 
 _WIDTHS = (1, 2, 4, 8)
 _NARROW_TYPES = {(k, w): np.dtype(f"{k}{w}").newbyteorder("<") for k in "iu" for w in _WIDTHS}
-
-
-def _narrow(values: np.ndarray, dt: str) -> bytes:
-    """_narrow packs a column in the narrowest width of its kind that holds
-    every value (the reader widens it again)."""
-    full = np.dtype(dt)
-    a = np.ascontiguousarray(values).astype(full, copy=False)
-    if len(a):
-        lo, hi = int(a.min()), int(a.max())
-        for w in _WIDTHS:
-            t = np.dtype(f"{full.kind}{w}").newbyteorder("<")
-            if w < full.itemsize and np.iinfo(t).min <= lo and hi <= np.iinfo(t).max:
-                return a.astype(t).tobytes()
-    return a.astype(full.newbyteorder("<")).tobytes()
 
 
 def _first(mask: np.ndarray) -> int:
@@ -657,67 +618,3 @@ def bounds_ok(sec_size: np.ndarray, sec_kind: np.ndarray, widths: np.ndarray,
 
 
 BOUNDS_CHUNK = 1 << 16
-
-
-# --- writing objects (used by `minild import`, the examples and the benchmarks) ---
-
-def encode_compact(obj: Object, a: archreg.Arch) -> bytes:
-    """encode_compact renders an Object in the compact encoding."""
-    b64 = _narrow  # (msgspec writes bytes fields as base64)
-    used = np.unique(obj.rel_type) if len(obj.rel_type) else np.zeros(0, np.int16)
-    remap = np.zeros(len(a.howtos), np.uint16)
-    remap[used] = np.arange(len(used))
-    doc = Compact(
-        version=FORMAT_VERSION, arch=obj.arch,
-        sections=[CSection(name=n, kind=KINDS[k], align=int(al),
-                           data=None if data is None else bytes(data),
-                           size=int(sz) if data is None else None)
-                  for n, k, al, sz, data in zip(obj.sec_name, obj.sec_kind, obj.sec_align,
-                                                obj.sec_size, obj.sec_data)],
-        symbols=CSymbols(count=len(obj.sym_name),
-                         name=msgspec.Raw(msgspec.json.encode(obj.sym_name.tolist())),
-                         section=b64(obj.sym_sec, "<i4"),
-                         value=b64(obj.sym_value.view(np.uint64), "<u8"),
-                         size=b64(obj.sym_size, "<u8"), binding=b64(obj.sym_bind, "u1"),
-                         type=b64(obj.sym_type, "u1")),
-        relocs=CRelocs(count=len(obj.rel_off), types=[a.howtos[t].name for t in used],
-                       section=b64(obj.rel_sec, "<u4"), offset=b64(obj.rel_off, "<u8"),
-                       type=b64(remap[obj.rel_type] if len(used) else obj.rel_type, "<u2"),
-                       symbol=b64(obj.rel_sym, "<u4"), addend=b64(obj.rel_add, "<i8")))
-    return msgspec.json.encode(doc)
-
-
-def encode_readable(obj: Object, a: archreg.Arch) -> bytes:
-    """encode_readable renders an Object in the readable encoding: one section
-    field, relocation or symbol per line, section bytes as spaced hex."""
-    enc = lambda v: msgspec.json.encode(v).decode()  # noqa: E731
-    secs = []
-    names = obj.sym_name.tolist()
-    for i, (n, k, al, sz, data) in enumerate(zip(obj.sec_name, obj.sec_kind, obj.sec_align,
-                                                  obj.sec_size, obj.sec_data)):
-        head = [f'"name": {enc(n)}', f'"kind": "{KINDS[k]}"']
-        if al != 1:
-            head.append(f'"align": {int(al)}')
-        lines = ["   " + ", ".join(head)]
-        if data is None:
-            lines.append(f'   "size": {int(sz)}')
-        else:
-            lines.append(f'   "data": "{data.hex(" ")}"')
-        sel = np.flatnonzero(obj.rel_sec == i)
-        if len(sel):
-            recs = [enc(Reloc(offset=int(obj.rel_off[j]), type=a.howtos[obj.rel_type[j]].name,
-                              symbol=names[obj.rel_sym[j]], addend=int(obj.rel_add[j])))
-                    for j in sel]
-            lines.append('   "relocs": [\n    ' + ",\n    ".join(recs) + "\n   ]")
-        secs.append("  {\n" + ",\n".join(lines) + "\n  }")
-    syms = []
-    for i, name in enumerate(names):
-        si = int(obj.sym_sec[i])
-        syms.append(enc(Symbol(
-            name=name, section=None if si == UNDEF else "*ABS*" if si == ABS else obj.sec_name[si],
-            value=int(obj.sym_value[i]), size=int(obj.sym_size[i]),
-            binding=BINDINGS[obj.sym_bind[i]], type=TYPES[obj.sym_type[i]])))
-    text = ('{\n "version": %d, "encoding": "readable", "arch": %s,\n "sections": [\n%s\n ],\n'
-            ' "symbols": [\n  %s\n ]\n}\n') % (FORMAT_VERSION, enc(obj.arch), ",\n".join(secs),
-                                              ",\n  ".join(syms))
-    return text.encode()

@@ -1,9 +1,10 @@
 """names: symbol names as one byte blob, and the hash table loadlib resolves with.
 
-loadlib sees a name per symbol entry: 1.3M entries on the large benchmark, 1.1M
-of them references to the 0.2M names some object defines. As Python strings
+loadlib sees a name per symbol entry, and on a large link most entries are
+references to the far fewer names some object defines. As Python strings
 that costs twice: msgspec creating a str per name, then one dict lookup per
-reference, each a cache miss (~0.4 us: 0.5 s together, perf-anchors.md section 4).
+reference, each a cache miss (measured: docs/performance.md, 'Figures behind
+the code').
 Here names stay bytes: a Names table is a blob of UTF-8 text with a start and a
 length per name, and resolution is numpy work over whole columns:
 

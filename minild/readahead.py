@@ -1,6 +1,7 @@
 """readahead: objects are decoded while numpy is imported (the start of loadlib's read).
 
-A link spends its first ~50 ms importing numpy, on one core. So the CLI calls
+A link spends a large part of its start-up importing numpy, on one core
+(measured: docs/performance.md, 'Figures behind the code'). So the CLI calls
 start() as soon as it has its arguments, before that import: a forked child
 decodes the objects in order (minild.schema: msgspec only, no numpy) and copies
 each document's byte fields (columns, section bytes, the names' JSON text) into
@@ -18,9 +19,9 @@ from __future__ import annotations
 
 import mmap
 import os
-import pickle
 import stat
 
+from . import shm
 from .errors import LinkError
 from .schema import RELOC_COLUMNS, SYMBOL_COLUMNS, Compact, CRelocs, CSection, CSymbols, decode
 
@@ -29,7 +30,6 @@ AHEAD_BYTES = 1 << 20
 
 _STOP = 0      # mapping byte: the parent sets it to 1 to stop the child
 _TABLE = 8     # then per file: where its record is and how long (0: not decoded)
-_ALIGN = 8     # byte fields start 8-aligned, as numpy prefers for its views
 
 
 class ReadAhead:
@@ -95,7 +95,7 @@ def start(paths: list[str], jobs: int, size: list[int | None] | None = None
     if total < AHEAD_BYTES:
         return None
     try:
-        shared = mmap.mmap(-1, _region(total, len(paths)))   # anonymous and MAP_SHARED
+        shared = shm.mapping(_region(total, len(paths)))
         pid = os.fork()
     except (OSError, ValueError, OverflowError):
         return None
@@ -141,9 +141,9 @@ def _run(paths: list[str | None], shared: mmap.mmap) -> None:
 
 
 def _pack(doc: Compact, shared: mmap.mmap, pos: int) -> int | None:
-    """_pack writes one record at shared[pos:]: the length of a pickle, the
-    pickle (doc without its byte fields, and their places), then the byte
-    fields. It returns where the record ends, or None if it does not fit."""
+    """_pack writes one document as a shm record at shared[pos:]: the document
+    without its byte fields, then the byte fields. It returns where the record
+    ends, or None if it does not fit."""
     fields: list = []
 
     def put(b) -> int:
@@ -156,46 +156,24 @@ def _pack(doc: Compact, shared: mmap.mmap, pos: int) -> int | None:
              for s in doc.sections],
             (sy.count, put(sy.name), *(put(getattr(sy, f)) for f in SYMBOL_COLUMNS)),
             (rl.count, rl.types, *(put(getattr(rl, f)) for f in RELOC_COLUMNS)))
-    spans, p = [], 0   # places relative to the end of the pickle
-    for b in fields:
-        spans.append((p, len(b)))
-        p = _up(p + len(b))
-    blob = pickle.dumps((meta, spans), protocol=pickle.HIGHEST_PROTOCOL)
-    data = _up(pos + 8 + len(blob))
-    end = data + p
-    if end > len(shared):
-        return None
-    shared[pos:pos + 8] = len(blob).to_bytes(8, "little")
-    shared[pos + 8:pos + 8 + len(blob)] = blob
-    for (off, n), b in zip(spans, fields):
-        shared[data + off:data + off + n] = b
-    return end
-
-
-def _up(n: int) -> int:
-    return (n + _ALIGN - 1) & ~(_ALIGN - 1)
+    return shm.pack(shared, pos, len(shared), meta, fields)
 
 
 def _unpack(shared: mmap.mmap, n: int) -> dict[int, Compact]:
     """_unpack rebuilds the documents the child finished: byte fields are
     views of the mapping."""
-    view = memoryview(shared)
     out = {}
     for i in range(n):
         t = _TABLE + 16 * i
         at = int.from_bytes(shared[t:t + 8], "little")
         if not int.from_bytes(shared[t + 8:t + 16], "little"):
             continue
-        size = int.from_bytes(shared[at:at + 8], "little")
-        meta, spans = pickle.loads(view[at + 8:at + 8 + size])
-        data = _up(at + 8 + size)
-        field = lambda k: view[data + spans[k][0]:data + spans[k][0] + spans[k][1]]  # noqa: E731
-        version, arch, secs, syms, rels = meta
+        (version, arch, secs, syms, rels), field = shm.unpack(shared, at)
         out[i] = Compact(
             version=version, arch=arch,
             sections=[CSection(name=name, kind=kind, align=align,
-                               data=None if d is None else field(d), size=sz)
+                               data=None if d is None else field[d], size=sz)
                       for name, kind, align, d, sz in secs],
-            symbols=CSymbols(syms[0], *(field(k) for k in syms[1:])),
-            relocs=CRelocs(rels[0], rels[1], *(field(k) for k in rels[2:])))
+            symbols=CSymbols(syms[0], *(field[k] for k in syms[1:])),
+            relocs=CRelocs(rels[0], rels[1], *(field[k] for k in rels[2:])))
     return out

@@ -74,8 +74,9 @@ class CSymbols(msgspec.Struct, forbid_unknown_fields=True):
     # A JSON array of strings, kept as its text: minild.names reads the names
     # from it without a str object per name (or decodes it when it must).
     name: msgspec.Raw
-    # Columns: base64 in JSON, decoded by msgspec during the parse (2-3x faster
-    # than a str field and binascii afterwards).
+    # Columns: base64 in JSON, decoded by msgspec during the parse (faster
+    # than a str field and binascii afterwards; measured: docs/performance.md,
+    # 'Figures behind the code').
     section: bytes  # int32 LE: section index, -1 undefined, -2 absolute
     value: bytes    # uint64 LE
     size: bytes     # uint64 LE

@@ -15,7 +15,8 @@ from conftest import EXAMPLES
 from minild import arch
 from minild.errors import LinkError
 from minild.link import Options, link
-from minild.loader import encode_compact, read_object
+from minild.encode import encode_compact
+from minild.loader import read_object
 
 SEEDS = {"readable": EXAMPLES / "multi" / "main.obj", "x86": EXAMPLES / "hello" / "x86.obj"}
 CASES = 400  # per test; seeds fixed, so a failure reproduces

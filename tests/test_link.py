@@ -12,7 +12,8 @@ import pytest
 
 from conftest import EXAMPLES, golden, minild, readelf, run_output
 from minild import arch
-from minild.loader import GLOBAL, KIND_ID, Object, encode_compact, read_object
+from minild.encode import encode_compact
+from minild.loader import GLOBAL, KIND_ID, Object, read_object
 from minild.names import Names
 
 MULTI = [EXAMPLES / "multi" / f"{n}.obj" for n in ("main", "greet", "ops")]

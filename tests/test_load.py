@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import EXAMPLES, run_output
-from minild import arch, loader, workers
+from minild import arch, encode, loader, workers
 from minild.errors import LinkError
 
 MULTI = [EXAMPLES / "multi" / n for n in ("main.obj", "greet.obj", "ops.obj")]
@@ -22,7 +22,7 @@ def compact_copies(tmp_path, k=4):
             if i % 2:
                 q = tmp_path / f"c{i}-{p.name}"
                 o = loader.read_object(str(p))
-                q.write_bytes(loader.encode_compact(o, arch.lookup(o.arch)))
+                q.write_bytes(encode.encode_compact(o, arch.lookup(o.arch)))
                 paths.append(str(q))
             else:
                 paths.append(str(p))
@@ -130,7 +130,7 @@ def test_columns_are_written_narrow_and_read_wide(dt, values, width):
     bytes, to int32 (loader.NARROW)."""
     from minild.errors import Diagnostics
     full = np.dtype(dt)
-    raw = loader._narrow(np.array(values, dtype=full), dt)
+    raw = encode._narrow(np.array(values, dtype=full), dt)
     assert len(raw) == width * len(values)
     group, name = next(k for k, v in loader.COLUMNS.items() if np.dtype(v) == full)
     d = Diagnostics()
@@ -165,7 +165,7 @@ def test_int32_and_int64_columns_mix(tmp_path):
     for p in MULTI:   # the same names: .symtab lists each object's file name
         o = loader.read_object(str(p))
         q = tmp_path / "c" / p.name
-        q.write_bytes(loader.encode_compact(o, arch.lookup(o.arch)))
+        q.write_bytes(encode.encode_compact(o, arch.lookup(o.arch)))
         compact.append(str(q))
     link(Options(objects=[str(p) for p in MULTI], output=str(tmp_path / "readable")))
     ctx = link(Options(objects=[str(MULTI[0]), *compact[1:]], output=str(tmp_path / "mixed")))

@@ -194,3 +194,11 @@ def test_text_address_flag_moves_the_image(tmp_path):
     d = plan9dump(out)
     assert d["entry"] == meant["entry"] == 0x400020
     assert {s["name"]: s["value"] for s in d["symbols"]}["_start"] == 0x400020
+
+
+def test_externallink_is_elf_only(tmp_path):
+    out = tmp_path / "o"
+    p = minild("link", "--externallink", "-H", "plan9", EXAMPLES / "plan9" / "hello" / "x86.obj",
+               "-o", out, check=False)
+    assert p.returncode == 2 and "cannot be used with -H plan9" in p.stderr
+    assert not out.exists()

@@ -12,7 +12,7 @@ import re
 import pytest
 
 from conftest import EXAMPLES, minild, run_output
-from minild import arch, loader, readahead, schema
+from minild import arch, encode, loader, readahead, schema
 from minild.link import Options, link
 from test_load import same_results
 
@@ -26,7 +26,7 @@ def compact_multi(tmp_path) -> list[str]:
     for p in MULTI:
         o = loader.read_object(str(p))
         q = tmp_path / "c" / p.name
-        q.write_bytes(loader.encode_compact(o, arch.lookup(o.arch)))
+        q.write_bytes(encode.encode_compact(o, arch.lookup(o.arch)))
         out.append(str(q))
     return out
 

@@ -9,7 +9,8 @@ import pytest
 
 from conftest import EXAMPLES, ROOT
 from minild import arch
-from minild.loader import encode_compact, read_object
+from minild.encode import encode_compact
+from minild.loader import read_object
 
 SCHEMA = json.loads((ROOT / "docs" / "object-format.schema.json").read_text())
 EXAMPLE_FILES = sorted(EXAMPLES.rglob("*.obj"))

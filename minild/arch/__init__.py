@@ -26,7 +26,7 @@ Every hook is declared below, with a None default, and documented here only:
       for `minild import`: ELF symbols the arch cannot link, judged from what
       minild objects do not carry (ppc64: a .localentry offset in st_other).
 
-ELF's r_info codec for --externallink is data of the ELF part (ElfArch.r_info).
+ELF's r_info codec (mips64's n64 layout included) is format.elfstruct's.
 Relocation arithmetic that needs link-wide bases (ppc64's TOC, riscv's
 PCREL_LO12 pairing) is a named expression in minild.reloc, not a hook.
 """
@@ -68,9 +68,6 @@ class ElfArch(msgspec.Struct, frozen=True):
     text_addr: int          # default -T: the address of the first byte of .text
     round: int              # default -R: the max page size, PT_LOAD's p_align
     triple: str             # GNU target triple: the prefix of its cross binutils and gcc
-    # for --externallink: r_info from (symbol, type) columns, where ELF's usual
-    # sym << 32 | type (<< 8 for ELF32) is not the layout (mips64le's n64 r_info)
-    r_info: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
 
 
 class Plan9Arch(msgspec.Struct, frozen=True):

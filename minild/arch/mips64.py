@@ -30,7 +30,6 @@ are unknown here and rejected at import.
 
 from __future__ import annotations
 
-import numpy as np
 
 from ..reloc import Howto, absolute, either, none, pcrel, signed
 from . import Arch, ElfArch
@@ -46,13 +45,6 @@ PAGE_SIZE = 0x10000       # GNU ld's and lld's max page size for MIPS
 TEXT_ADDR = 0x120000200   # GNU ld's base 0x120000000; the headers fit below 0x200
 PAD = b"\x00\x00\x00\x0d"  # break: a stray jump into padding traps
 RELA = True
-
-
-def r_info_le(sym: np.ndarray, types: np.ndarray) -> np.ndarray:
-    """r_info_le: n64's r_info is r_sym (u32 in file order) then the bytes
-    r_ssym, r_type3, r_type2, r_type; read as a little-endian u64 that puts the
-    type in the top byte. Big-endian files get ELF64's usual sym << 32 | type."""
-    return sym.astype(np.uint64) | (types.astype(np.uint64) << np.uint64(56))
 
 
 HOWTOS = [
@@ -76,6 +68,5 @@ ARCHES = (
                      text_addr=TEXT_ADDR, round=PAGE_SIZE, triple="mips64-linux-gnuabi64")),
     Arch(name="mips64le", ptr_size=ELF_CLASS // 8, order="<", pad=b"\x0d\x00\x00\x00", howtos=HOWTOS,
          elf=ElfArch(machine=ELF_MACHINE, cls=ELF_CLASS, flags=ELF_FLAGS, rela=RELA,
-                     text_addr=TEXT_ADDR, round=PAGE_SIZE, triple="mips64el-linux-gnuabi64",
-                     r_info=r_info_le)),
+                     text_addr=TEXT_ADDR, round=PAGE_SIZE, triple="mips64el-linux-gnuabi64")),
 )

@@ -10,21 +10,15 @@ built as numpy structured arrays: one row per symbol, no Python object per row.
 from __future__ import annotations
 
 import os
-import struct
-
 import numpy as np
 
 from ..listing import listed_symbols
 from ..vocab import Bind, Kind, SegmentPlan, align_up
 from . import Format, rules
-
-ET_EXEC = 2
-PT_LOAD, PT_GNU_STACK = 1, 0x6474E551
-PF_X, PF_W, PF_R = 1, 2, 4
-SHT_PROGBITS, SHT_SYMTAB, SHT_STRTAB, SHT_NOBITS = 1, 2, 3, 8
-SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR = 1, 2, 4
-SHN_ABS = 0xFFF1
-STT_FILE = 4
+from .elfstruct import (ET_EXEC, PF_R, PF_W, PF_X, PT_GNU_STACK, PT_LOAD, SHF_ALLOC,
+                        SHF_EXECINSTR, SHF_WRITE, SHN_ABS, SHT_NOBITS, SHT_PROGBITS,
+                        SHT_STRTAB, SHT_SYMTAB, STT_FILE, Layout)
+from .elfstruct import ident as _ident
 
 PERM_FLAGS = {"rx": PF_R | PF_X, "r": PF_R, "rw": PF_R | PF_W}
 KIND_SHFLAGS = {Kind.TEXT: SHF_ALLOC | SHF_EXECINSTR, Kind.RODATA: SHF_ALLOC,
@@ -37,35 +31,6 @@ SEGMENTS = (
     SegmentPlan("data", "rw", ((Kind.DATA, ".data"), (Kind.BSS, ".bss"))),
     SegmentPlan("dwarf", "", ((Kind.DWARF, None),)),
 )
-
-
-class Layout:
-    """Layout holds the struct formats of one ELF class and byte order."""
-
-    def __init__(self, elf_class: int, order: str):
-        self.cls, self.order = elf_class, order
-        w = "Q" if elf_class == 64 else "I"
-        self.ehdr = struct.Struct(f"{order}16sHHI{w}{w}{w}IHHHHHH")
-        if elf_class == 64:
-            self.phdr = struct.Struct(f"{order}IIQQQQQQ")
-            self.shdr = struct.Struct(f"{order}IIQQQQIIQQ")
-            self.sym = np.dtype([("name", order + "u4"), ("info", "u1"), ("other", "u1"),
-                                 ("shndx", order + "u2"), ("value", order + "u8"),
-                                 ("size", order + "u8")])
-        else:
-            self.phdr = struct.Struct(f"{order}IIIIIIII")
-            self.shdr = struct.Struct(f"{order}IIIIIIIIII")
-            self.sym = np.dtype([("name", order + "u4"), ("value", order + "u4"),
-                                 ("size", order + "u4"), ("info", "u1"), ("other", "u1"),
-                                 ("shndx", order + "u2")])
-
-    def pack_phdr(self, type_, flags, off, vaddr, filesz, memsz, align) -> bytes:
-        if self.cls == 64:
-            return self.phdr.pack(type_, flags, off, vaddr, vaddr, filesz, memsz, align)
-        return self.phdr.pack(type_, off, vaddr, vaddr, filesz, memsz, flags, align)
-
-    def pack_shdr(self, name, type_, flags, addr, off, size, link, info, align, entsize) -> bytes:
-        return self.shdr.pack(name, type_, flags, addr, off, size, link, info, align, entsize)
 
 
 def _phnum(ctx) -> int:
@@ -175,9 +140,8 @@ def symbols(ctx, lay: Layout, strtab: StrTab, head: np.ndarray | None = None,
 
 
 def ident(a) -> bytes:
-    """ident is e_ident: magic, class, byte order, version (OS ABI: System V)."""
-    return (b"\x7fELF" + bytes([1 if a.elf.cls == 32 else 2, 1 if a.order == "<" else 2, 1])
-            ).ljust(16, b"\0")
+    """ident is the arch's e_ident."""
+    return _ident(a.elf.cls, a.order)
 
 
 def section_headers(ctx, lay: Layout, shstr: StrTab) -> list[bytes]:

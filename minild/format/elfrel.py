@@ -36,13 +36,9 @@ from ..errors import InternalError
 from ..reloc import write_addends
 from ..vocab import ABS, align_up
 from . import Format
-from .elf import (SEGMENTS, SHT_PROGBITS, Layout, StrTab, defaults, ident, section_headers,
-                  symbols, write_tables)
-
-ET_REL = 1
-SHT_RELA, SHT_REL = 4, 9
-SHF_INFO_LINK = 0x40
-STT_SECTION = 3
+from .elf import SEGMENTS, StrTab, defaults, ident, section_headers, symbols, write_tables
+from .elfstruct import (ET_REL, SHF_INFO_LINK, SHT_PROGBITS, SHT_REL, SHT_RELA, STT_SECTION,
+                        Layout, r_info)
 
 
 class State(msgspec.Struct):
@@ -65,13 +61,7 @@ def headr_size(ctx) -> int:
 
 def rec_dtype(ctx) -> np.dtype:
     """rec_dtype is one relocation record of the target's class and kind."""
-    a = ctx.arch
-    o = a.order
-    w = "u8" if a.elf.cls == 64 else "u4"
-    fields = [("offset", o + w), ("info", o + w)]
-    if a.elf.rela:
-        fields.append(("addend", o + ("i8" if a.elf.cls == 64 else "i4")))
-    return np.dtype(fields)
+    return Layout(ctx.arch.elf.cls, ctx.arch.order).rel(ctx.arch.elf.rela)
 
 
 def address(ctx, headr: int) -> None:
@@ -164,12 +154,7 @@ def records(ctx, idx: np.ndarray) -> np.ndarray:
     codes = np.array([h.code for h in a.howtos], np.uint64)[r.type[idx]]
     rec = np.zeros(len(idx), rec_dtype(ctx))
     rec["offset"] = st.P[idx]
-    if a.elf.r_info is not None:
-        rec["info"] = a.elf.r_info(sym, codes)
-    elif a.elf.cls == 64:
-        rec["info"] = (sym << np.uint64(32)) | codes
-    else:
-        rec["info"] = (sym << np.uint64(8)) | codes
+    rec["info"] = r_info(sym, codes, a.elf.cls, a.order, a.elf.machine)
     if a.elf.rela:
         rec["addend"] = st.addend[idx]
     return rec

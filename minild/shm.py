@@ -1,0 +1,59 @@
+"""shm: records in an anonymous shared mapping, from forked children to their parent.
+
+The forked readers (loader.read_objects) and the read-ahead (minild.readahead)
+both hand their results to the parent this way: a record at some place in a
+MAP_SHARED anonymous mapping is an 8-byte length n, a pickle of n bytes (the
+small part: names, numbers, messages, and the places of the bulk), then the
+bulk byte fields, each 8-aligned. The parent reads the bulk as memoryviews of
+the mapping: no copy and no pickle of the bulk. No numpy here: the read-ahead
+runs before numpy is imported.
+"""
+
+from __future__ import annotations
+
+import mmap
+import pickle
+
+ALIGN = 8
+
+
+def up(n: int) -> int:
+    """up rounds n up to the record alignment."""
+    return (n + ALIGN - 1) & ~(ALIGN - 1)
+
+
+def mapping(size: int) -> mmap.mmap:
+    """mapping is a new anonymous MAP_SHARED region: children write, the parent reads."""
+    return mmap.mmap(-1, size)
+
+
+def pack(shared: mmap.mmap, pos: int, limit: int, meta, fields: list) -> int | None:
+    """pack writes a record at shared[pos:limit]: meta (picklable, naming the
+    bulk fields by their index in fields) and fields (bytes-like, 1-D
+    C-contiguous). It returns where the record ends, or None if it does not fit."""
+    spans, p = [], 0           # places relative to the end of the pickle
+    for b in fields:
+        n = memoryview(b).nbytes
+        spans.append((p, n))
+        p = up(p + n)
+    blob = pickle.dumps((meta, spans), protocol=pickle.HIGHEST_PROTOCOL)
+    data = up(pos + 8 + len(blob))
+    end = data + p
+    if end > limit:
+        return None
+    shared[pos:pos + 8] = len(blob).to_bytes(8, "little")
+    shared[pos + 8:pos + 8 + len(blob)] = blob
+    for (off, n), b in zip(spans, fields):
+        if n:
+            shared[data + off:data + off + n] = memoryview(b).cast("B")
+    return end
+
+
+def unpack(shared: mmap.mmap, at: int) -> tuple[object, list[memoryview]]:
+    """unpack reads the record at shared[at:]: its meta and its fields, as
+    views of the mapping."""
+    view = memoryview(shared)
+    size = int.from_bytes(shared[at:at + 8], "little")
+    meta, spans = pickle.loads(view[at + 8:at + 8 + size])
+    data = up(at + 8 + size)
+    return meta, [view[data + off:data + off + n] for off, n in spans]
