@@ -116,8 +116,9 @@ class Arch(msgspec.Struct):
         self.widths = np.array([h.size for h in self.howtos], np.int64)
 
     def part(self, fmt: str):
-        """part returns the arch's part for a format's part name, or None."""
-        return getattr(self, fmt, None)
+        """part returns the arch's part for a format's part name (Format.part),
+        or None: the arch cannot be linked to that format."""
+        return {"elf": self.elf, "plan9": self.plan9}[fmt]
 
 
 def names() -> list[str]:
