@@ -223,13 +223,20 @@ def print_bench(b) -> None:
 @main.command("inspect")
 @click.argument("obj", type=click.Path(dir_okay=False))
 def inspect_cmd(obj):
-    """Show an object's sections, symbols and relocations as tables."""
-    from . import arch as archreg
-    from .loader import BINDINGS, KINDS, TYPES, read_object
+    """Show an object's sections, symbols, imports and relocations as tables."""
+    from .loader import read_object
 
     o = run(read_object, obj)
+    run(_show_object, obj, o)
+
+
+def _show_object(path, o) -> None:
+    from . import arch as archreg
+    from .loader import BINDINGS, KINDS, TYPES
+
     a = archreg.lookup(o.arch)
-    out.print(f"{obj}: arch {o.arch}", markup=False)
+    imports = {k: (m, n) for k, m, n in o.imports}
+    out.print(f"{path}: arch {o.arch}", markup=False)
     t = Table(title="sections")
     for c in ("#", "name", "kind", "align", "size", "relocs"):
         t.add_column(c)
@@ -240,12 +247,20 @@ def inspect_cmd(obj):
     t = Table(title="symbols")
     for c in ("#", "name", "section", "value", "size", "binding", "type"):
         t.add_column(c)
+    where = {-1: "UND", -2: "ABS", -3: "IMPORT"}
     for i, n in enumerate(o.sym_name.tolist()):
         s = int(o.sym_sec[i])
-        t.add_row(str(i), n, "UND" if s == -1 else "ABS" if s == -2 else o.sec_name[s],
+        t.add_row(str(i), n, where[s] if s < 0 else o.sec_name[s],
                   f"{int(o.sym_value[i]):#x}", str(o.sym_size[i]), BINDINGS[o.sym_bind[i]],
                   TYPES[o.sym_type[i]])
     out.print(t)
+    if imports:
+        t = Table(title="imports")
+        for c in ("symbol", "module", "name in the module"):
+            t.add_column(c)
+        for k, (m, n) in sorted(imports.items()):
+            t.add_row(o.sym_name[k], m, n)
+        out.print(t)
     t = Table(title="relocations")
     for c in ("section", "offset", "type", "symbol", "addend"):
         t.add_column(c)

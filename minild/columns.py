@@ -88,6 +88,8 @@ def columns(ctx, objs: list[Object]) -> None:
     rsec, rsym = cat("rel_sec", np.int32), cat("rel_sym", np.int32)
     rebase(rsec, nrel, secbase)
     rebase(rsym, nrel, symbase)
+    ctx.imports = {int(b) + k: (m, n) for o, b in zip(objs, symbase.tolist())
+                   for k, m, n in o.imports}
     ctx.relocs = Relocs(sec=rsec, off=cat("rel_off", off_type), type=cat("rel_type", np.int16),
                         sym=rsym, add=cat("rel_add", add_type))
 

@@ -13,16 +13,20 @@ import numpy as np
 
 from . import arch as archreg
 from .loader import _WIDTHS, Object  # the column widths the loader accepts
-from .schema import FORMAT_VERSION, Compact, CRelocs, CSection, CSymbols, Reloc, Symbol
-from .vocab import ABS, BINDINGS, KINDS, TYPES, UNDEF
+from .schema import (FORMAT_VERSION, CImport, Compact, CRelocs, CSection, CSymbols, Import, Reloc,
+                     Symbol)
+from .vocab import ABS, BINDINGS, IMPORT, KINDS, TYPES, UNDEF
 
 
 def encode_compact(obj: Object, a: archreg.Arch) -> bytes:
     """encode_compact renders an Object in the compact encoding."""
     b64 = _narrow  # (msgspec writes bytes fields as base64)
+    names = obj.sym_name.tolist() if obj.imports else []
     used = np.unique(obj.rel_type) if len(obj.rel_type) else np.zeros(0, np.int16)
     remap = np.zeros(len(a.howtos), np.uint16)
     remap[used] = np.arange(len(used))
+    # An imported symbol's section column says undefined; the list says more.
+    sec = np.where(obj.sym_sec == IMPORT, UNDEF, obj.sym_sec) if obj.imports else obj.sym_sec
     doc = Compact(
         version=FORMAT_VERSION, arch=obj.arch,
         sections=[CSection(name=n, kind=KINDS[k], align=int(al),
@@ -32,10 +36,12 @@ def encode_compact(obj: Object, a: archreg.Arch) -> bytes:
                                                 obj.sec_size, obj.sec_data)],
         symbols=CSymbols(count=len(obj.sym_name),
                          name=msgspec.Raw(msgspec.json.encode(obj.sym_name.tolist())),
-                         section=b64(obj.sym_sec, "<i4"),
+                         section=b64(sec, "<i4"),
                          value=b64(obj.sym_value.view(np.uint64), "<u8"),
                          size=b64(obj.sym_size, "<u8"), binding=b64(obj.sym_bind, "u1"),
-                         type=b64(obj.sym_type, "u1")),
+                         type=b64(obj.sym_type, "u1"),
+                         imports=[CImport(symbol=k, module=m, name=None if n == names[k] else n)
+                                  for k, m, n in obj.imports]),
         relocs=CRelocs(count=len(obj.rel_off), types=[a.howtos[t].name for t in used],
                        section=b64(obj.rel_sec, "<u4"), offset=b64(obj.rel_off, "<u8"),
                        type=b64(remap[obj.rel_type] if len(used) else obj.rel_type, "<u2"),
@@ -66,13 +72,16 @@ def encode_readable(obj: Object, a: archreg.Arch) -> bytes:
                     for j in sel]
             lines.append('   "relocs": [\n    ' + ",\n    ".join(recs) + "\n   ]")
         secs.append("  {\n" + ",\n".join(lines) + "\n  }")
+    imports = {k: Import(module=m, name=None if n == names[k] else n) for k, m, n in obj.imports}
     syms = []
     for i, name in enumerate(names):
         si = int(obj.sym_sec[i])
         syms.append(enc(Symbol(
-            name=name, section=None if si == UNDEF else "*ABS*" if si == ABS else obj.sec_name[si],
+            name=name, section=None if si in (UNDEF, IMPORT) else "*ABS*" if si == ABS
+            else obj.sec_name[si],
             value=int(obj.sym_value[i]), size=int(obj.sym_size[i]),
-            binding=BINDINGS[obj.sym_bind[i]], type=TYPES[obj.sym_type[i]])))
+            binding=BINDINGS[obj.sym_bind[i]], type=TYPES[obj.sym_type[i]],
+            import_=imports.get(i))))
     text = ('{\n "version": %d, "encoding": "readable", "arch": %s,\n "sections": [\n%s\n ],\n'
             ' "symbols": [\n  %s\n ]\n}\n') % (FORMAT_VERSION, enc(obj.arch), ",\n".join(secs),
                                               ",\n  ".join(syms))

@@ -107,9 +107,10 @@ def symaddrs(ctx) -> None:
     for name, i in ctx.linker_defined.items():
         ctx.sym_value[i] = ctx.linker_symbols[name](ctx)
     sec = ctx.sym_sec
-    # Indexed by a section id, UNDEF (-1) or ABS (-2): a section's address,
-    # or 0 for both (an absolute symbol's address is its value).
-    base = np.concatenate((ctx.sec_addr, [0, 0]))
+    # Indexed by a section id, UNDEF (-1), ABS (-2) or IMPORT (-3): a section's
+    # address, or 0 (an absolute symbol's address is its value; an import the
+    # format placed has a section).
+    base = np.concatenate((ctx.sec_addr, [0, 0, 0]))
     addr = ctx.sym_addr = base[sec]
     addr += ctx.sym_value
     addr[sec == UNDEF] = 0

@@ -84,12 +84,16 @@ class Link:
         self.sym_bind = self.sym_type = None                                  # np.ndarray
         self.names = None                 # minild.names.Names of every symbol entry
         self.relocs: Relocs | None = None
+        self.imports: dict[int, tuple[str, str]] = {}   # entry -> (module, its name there)
         # loadlib/resolve (resolve.resolve).
         self.sym_res = None               # per entry: the defining entry, -1 none
         self.globals = None               # defined global names -> entry (lookup)
         self.linker_symbols: dict = {}    # name -> fn(ctx) -> address
         self.linker_defined: dict[str, int] = {}   # name -> its entry
         self.entry_sym: int | None = None
+        self.import_slots: dict[int, int] = {}   # __imp_NAME's entry -> NAME's import entry
+        self.imports_used: set[int] = set()      # imports referenced by name or by slot
+        self.imports_called: set[int] = set()    # imports referenced by name (thunks)
         # dodata.
         self.sec_off = self.sec_out = None    # per input section: offset in, index of its output section
         self.segments: list = []          # vocab.Segment

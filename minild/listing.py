@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .vocab import Bind, SymType
+from .vocab import IMPORT, Bind, SymType
 
 
 def listed_symbols(ctx) -> tuple[np.ndarray, np.ndarray]:
@@ -17,7 +17,8 @@ def listed_symbols(ctx) -> tuple[np.ndarray, np.ndarray]:
     each global; only those in sections the output has (-s drops DWARF) or
     absolute/undefined ones."""
     bind, typ, sec = ctx.sym_bind, ctx.sym_type, ctx.sym_sec
-    placed = (sec < 0) | (ctx.sec_out[np.maximum(sec, 0)] >= 0)
+    # Imports not placed by the format (gensections) are not in the program.
+    placed = ((sec < 0) & (sec != IMPORT)) | (ctx.sec_out[np.maximum(sec, 0)] >= 0)
     loc = np.flatnonzero((bind == Bind.LOCAL) & (typ != SymType.SECTION) & placed)
     named = ctx.names.length[loc] > 0
     glob = np.flatnonzero((bind != Bind.LOCAL) & (ctx.sym_res == np.arange(len(bind))) & placed)

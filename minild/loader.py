@@ -20,7 +20,7 @@ from . import arch as archreg
 from . import shm, workers
 from .errors import Diagnostics, LinkError, fail
 from .names import Names
-from .vocab import ABS, BINDINGS, KIND_ID, KINDS, TYPES, UNDEF, Bind, SymType  # noqa: F401
+from .vocab import ABS, BINDINGS, IMPORT, KIND_ID, KINDS, TYPES, UNDEF, Bind, SymType  # noqa: F401
 # The schema and decoding live apart from numpy (minild.readahead).
 from .schema import RELOC_COLUMNS, SYMBOL_COLUMNS, Compact, Readable, decode, msgspec_message
 
@@ -62,6 +62,9 @@ class Object(msgspec.Struct):
     rel_type: np.ndarray      # int16: index into the arch's howtos
     rel_sym: np.ndarray       # int32: index into this object's symbols
     rel_add: np.ndarray       # int32 where the file's column is 4 bytes or less, else int64
+    # Imported symbols: (symbol index, module, name in the module); their
+    # sym_sec is IMPORT.
+    imports: list = msgspec.field(default_factory=list)
 
     @classmethod
     def empty(cls, path: str, arch: str) -> "Object":
@@ -202,7 +205,7 @@ def _ship(objs: list, shared: mmap.mmap, lo: int, hi: int) -> bool:
         names = (put(n.blob), *((put(np.ascontiguousarray(x)), x.dtype.str)
                                 for x in (n.start, n.length, n.hashes())))
         data = [None if x is None else put(x) for x in o.sec_data]
-        metas.append((o.path, o.arch, o.sec_name, arrays, names, data))
+        metas.append((o.path, o.arch, o.sec_name, arrays, names, data, o.imports))
     return shm.pack(shared, lo, hi, metas, fields) is not None
 
 
@@ -216,12 +219,12 @@ def _unship(shared: mmap.mmap, lo: int) -> list:
         if isinstance(m, LinkError):
             out.append(m)
             continue
-        path, arch, sec_name, arrays, (blob, start, length, hashes), data = m
+        path, arch, sec_name, arrays, (blob, start, length, hashes), data, imports = m
         cols = {f: view(*a) for f, a in arrays.items()}
         names = Names(bytes(field[blob]), view(*start), view(*length), view(*hashes))
         sec_data = [None if d is None else field[d] for d in data]
         out.append(Object(path=path, arch=arch, sec_name=sec_name, sec_data=sec_data,
-                          sym_name=names, **cols))
+                          sym_name=names, imports=imports, **cols))
     return out
 
 
@@ -277,12 +280,19 @@ def _from_readable(path: str, doc: Readable, a: archreg.Arch, d: Diagnostics) ->
     secidx = {s.name: i for i, s in enumerate(doc.sections)}
 
     names, ssec, sval, ssize, sbind, stype = [], [], [], [], [], []
+    imports = []
     byname: dict[str, int] = {}
     for i, s in enumerate(doc.symbols):
         where = f"{path}: $.symbols[{i}]"
         if "\0" in s.name:
             d.error(f"{where}.name: a symbol name may not contain NUL")
-        if s.section is None:
+        if s.import_ is not None:
+            si = IMPORT
+            imp = _check_import(where, s.name, s.section, s.binding, s.import_.module,
+                                s.import_.name, d)
+            if imp is not None:
+                imports.append((i, *imp))
+        elif s.section is None:
             si = UNDEF
             if s.binding == "local":
                 d.error(f"{where}: local symbol {s.name!r} must be defined in a section")
@@ -363,7 +373,28 @@ def _from_readable(path: str, doc: Readable, a: archreg.Arch, d: Diagnostics) ->
         sym_bind=np.array(sbind, np.uint8), sym_type=np.array(stype, np.uint8),
         rel_sec=np.array(rsec, np.int32), rel_off=np.array(roff, np.int64),
         rel_type=np.array(rtype, np.int16), rel_sym=np.array(rsym, np.int32),
-        rel_add=np.array(radd, np.int64))
+        rel_add=np.array(radd, np.int64), imports=imports)
+
+
+def _check_import(where: str, name: str, section, binding: str, module: str,
+                  export: str | None, d: Diagnostics) -> tuple[str, str] | None:
+    """_check_import checks one imported symbol (readable: section is its
+    section field; compact: its section index) and returns (module, the name
+    the module exports it by), or None after an error."""
+    ok = True
+    if section is not None and section != UNDEF:
+        d.error(f"{where}: imported symbol {name!r} has a section; an import is defined "
+                "outside the program (leave out its section)")
+        ok = False
+    if binding in ("local", LOCAL):
+        d.error(f"{where}: imported symbol {name!r} is local; an import is global")
+        ok = False
+    for field, text in (("module", module), ("name", export)):
+        if text is not None and (not text or "\0" in text):
+            d.error(f"{where}.import.{field}: expected a non-empty name without NUL, "
+                    f"got {text!r}")
+            ok = False
+    return (module, export or name) if ok else None
 
 
 def _column(path: str, group: str, name: str, raw: bytes, count: int, d: Diagnostics) -> np.ndarray:
@@ -463,13 +494,15 @@ def _from_compact(path: str, doc: Compact, a: archreg.Arch, d: Diagnostics,
             as64 = lambda c: c.view(np.int64) if c.dtype.itemsize == 8 else c  # noqa: E731
             ssec, sval, ssize, sbind, stype = sym
             rsec, roff, rtyp, rsym, radd = rel
+            imports, ssec = _compact_imports(path, sy, names, ssec, sbind, d)
+            d.check()
             return Object(path=path, arch=a.name, sec_name=[s.name for s in doc.sections],
                           sec_kind=kinds, sec_align=aligns, sec_size=sec_size, sec_data=datas,
                           sym_name=names, sym_sec=ssec, sym_value=as64(sval),
                           sym_size=as64(ssize), sym_bind=sbind, sym_type=stype,
                           rel_sec=rsec, rel_off=roff,
                           rel_type=np.array(table, np.int16)[rtyp] if nr else
-                          np.zeros(0, np.int16), rel_sym=rsym, rel_add=radd)
+                          np.zeros(0, np.int16), rel_sym=rsym, rel_add=radd, imports=imports)
 
     ssec, sval, ssize, sbind, stype = [_wide(c, "symbols", n) for c, n in zip(sym, SYMBOL_COLUMNS)]
     _check_symbols(path, doc, names, sizes, sec_size, ssec, sval, ssize, sbind, stype, d)
@@ -486,6 +519,8 @@ def _from_compact(path: str, doc: Compact, a: archreg.Arch, d: Diagnostics,
     rsec, roff, rtyp, rsym, radd = [_wide(c, "relocs", n) for c, n in zip(rel, RELOC_COLUMNS)]
     gtype = _check_relocs(path, doc, a, np.array(table, np.int16), sizes, sec_size, kinds, ns,
                           rsec, roff, rtyp, rsym, d)
+    imports, ssec = _compact_imports(path, sy, names, ssec, sbind, d)
+    d.check()
     return Object(
         path=path, arch=a.name, sec_name=[s.name for s in doc.sections],
         sec_kind=kinds, sec_align=aligns,
@@ -496,7 +531,34 @@ def _from_compact(path: str, doc: Compact, a: archreg.Arch, d: Diagnostics,
         # section is 2 GiB or more.
         rel_sec=rsec.astype(np.int32),
         rel_off=roff.astype(np.int32 if not len(sizes) or max(sizes) < 1 << 31 else np.int64),
-        rel_type=gtype, rel_sym=rsym.astype(np.int32), rel_add=radd)
+        rel_type=gtype, rel_sym=rsym.astype(np.int32), rel_add=radd, imports=imports)
+
+
+def _compact_imports(path: str, sy, names, ssec: np.ndarray, sbind: np.ndarray,
+                     d: Diagnostics) -> tuple[list, np.ndarray]:
+    """_compact_imports checks $.symbols.imports and returns the object's
+    imports and the section column with IMPORT at each imported symbol (a
+    copy: the column may be a view of the file)."""
+    if not sy.imports:
+        return [], ssec
+    imports = []
+    ssec = ssec.astype(np.int32)
+    seen: set[int] = set()
+    for j, imp in enumerate(sy.imports):
+        where = f"{path}: $.symbols.imports[{j}]"
+        k = imp.symbol
+        if not 0 <= k < sy.count:
+            d.error(f"{where}.symbol: index {k} is not in [0, {sy.count - 1}]")
+            continue
+        if k in seen:
+            d.error(f"{where}.symbol: symbol {names[k]!r} is imported twice")
+            continue
+        seen.add(k)
+        got = _check_import(where, names[k], int(ssec[k]), int(sbind[k]), imp.module, imp.name, d)
+        if got is not None:
+            imports.append((k, *got))
+            ssec[k] = IMPORT
+    return imports, ssec
 
 
 def _symbols_plausible(nsec: int, ssec, sval, ssize, sbind, stype) -> bool:
@@ -583,8 +645,8 @@ def _check_relocs(path, doc, a, table, sizes, sec_size, kinds, ns, rsec, roff, r
 
 def _symbols_outside(sec_size: np.ndarray, ssec: np.ndarray, sval: np.ndarray) -> np.ndarray:
     """_symbols_outside marks defined symbols whose value (unsigned) is past
-    the end of their section; undefined and absolute ones never are."""
-    limit = np.concatenate((sec_size.astype(np.uint64), [np.iinfo(np.uint64).max] * 2))
+    the end of their section; undefined, imported and absolute ones never are."""
+    limit = np.concatenate((sec_size.astype(np.uint64), [np.iinfo(np.uint64).max] * 3))
     value = sval.view(np.uint64) if sval.dtype.itemsize == 8 else sval
     return value > limit[ssec]
 

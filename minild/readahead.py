@@ -23,7 +23,8 @@ import stat
 
 from . import shm
 from .errors import LinkError
-from .schema import RELOC_COLUMNS, SYMBOL_COLUMNS, Compact, CRelocs, CSection, CSymbols, decode
+from .schema import (RELOC_COLUMNS, SYMBOL_COLUMNS, CImport, Compact, CRelocs, CSection,
+                     CSymbols, decode)
 
 # Below this much input, the fork costs more than the decoding it overlaps.
 AHEAD_BYTES = 1 << 20
@@ -154,7 +155,8 @@ def _pack(doc: Compact, shared: mmap.mmap, pos: int) -> int | None:
     meta = (doc.version, doc.arch,
             [(s.name, s.kind, s.align, None if s.data is None else put(s.data), s.size)
              for s in doc.sections],
-            (sy.count, put(sy.name), *(put(getattr(sy, f)) for f in SYMBOL_COLUMNS)),
+            (sy.count, [(i.symbol, i.module, i.name) for i in sy.imports], put(sy.name),
+             *(put(getattr(sy, f)) for f in SYMBOL_COLUMNS)),
             (rl.count, rl.types, *(put(getattr(rl, f)) for f in RELOC_COLUMNS)))
     return shm.pack(shared, pos, len(shared), meta, fields)
 
@@ -174,6 +176,7 @@ def _unpack(shared: mmap.mmap, n: int) -> dict[int, Compact]:
             sections=[CSection(name=name, kind=kind, align=align,
                                data=None if d is None else field[d], size=sz)
                       for name, kind, align, d, sz in secs],
-            symbols=CSymbols(syms[0], *(field[k] for k in syms[1:])),
+            symbols=CSymbols(syms[0], *(field[k] for k in syms[2:]),
+                             imports=[CImport(*i) for i in syms[1]]),
             relocs=CRelocs(rels[0], rels[1], *(field[k] for k in rels[2:])))
     return out

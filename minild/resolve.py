@@ -2,7 +2,10 @@
 
 Every non-local symbol entry is bound to its definition (sym_res): a strong
 definition wins over weak ones, the first weak one among weaks, two strong
-ones are an error (lld's words). Names referred to and defined by no object
+ones are an error (lld's words). An import (a symbol an object declares as
+coming from a DLL, a dylib or a wasm module) defines its name after those, as
+an import library's member would; a reference to `__imp_NAME` resolves to
+NAME's import slot, an entry of its own that the format places (PE's IAT). Names referred to and defined by no object
 may be linker-defined: the format's symbols (_etext, _end, ...) and the
 arch's (.TOC.). Undefined references are reported with where they are made,
 as lld reports them.
@@ -17,7 +20,7 @@ import numpy as np
 from .errors import Diagnostics
 from .loader import Object
 from .names import Names, SymbolTable
-from .vocab import ABS, UNDEF, Bind
+from .vocab import ABS, IMPORT, UNDEF, Bind
 
 
 def resolve(ctx) -> None:
@@ -35,8 +38,15 @@ def resolve(ctx) -> None:
     defined = sec != UNDEF
     strong = np.flatnonzero((bind == Bind.GLOBAL) & defined)
     weak = np.flatnonzero((bind == Bind.WEAK) & defined)
-    # Entries that may not be their own definition: undefined ones and weak ones.
+    # Entries that may not be their own definition: undefined ones, weak ones
+    # and imports.
     look = np.flatnonzero((bind != Bind.LOCAL) & ((sec == UNDEF) | (bind == Bind.WEAK)))
+    if ctx.imports:
+        imported = np.array(sorted(ctx.imports), np.int64)
+        strong = strong[sec[strong] != IMPORT]
+        weak = np.concatenate((weak, imported))   # after every real definition
+        look = np.union1d(look, imported)
+        _check_imports(ctx, d)
     table, dups = definitions(names, names.hashes(), strong, weak)
     for ids in dups:
         d.error(f"duplicate symbol: {names[ids[0]]}",
@@ -57,7 +67,17 @@ def resolve(ctx) -> None:
     unresolved = look[res[look] < 0]
     unresolved_names = names.tolist(unresolved)
     extra = sorted({x for x in unresolved_names if x in ctx.linker_symbols})
+    # References to __imp_NAME, where NAME resolves to an import: its slot.
+    slots = {}
+    if ctx.imports:
+        for x in sorted(set(unresolved_names)):
+            if x.startswith("__imp_"):
+                i = table.get(x[len("__imp_"):])
+                if i is not None and i in ctx.imports:
+                    slots[x] = i
+        extra += list(slots)
     ctx.linker_defined = {name: n + j for j, name in enumerate(extra)}
+    ctx.import_slots = {ctx.linker_defined[x]: i for x, i in slots.items()}
     if extra:
         ctx.objects.append(Object.empty("<internal>", ctx.arch.name))
         k = len(ctx.objects) - 1
@@ -74,6 +94,8 @@ def resolve(ctx) -> None:
         res[unresolved] = [ctx.linker_defined.get(x, -1) for x in unresolved_names]
     ctx.sym_res = res
     ctx.globals = table
+    if ctx.imports:
+        _imports_used(ctx, d)
 
     r = ctx.relocs
     # Per symbol entry first: only a link with undefined symbols looks at its
@@ -99,6 +121,45 @@ def resolve(ctx) -> None:
 
 
 UNDEF_REFS = 50  # references listed per undefined symbol before "referenced N more times"
+
+
+def _check_imports(ctx, d: Diagnostics) -> None:
+    """_check_imports: one name imported from two modules is an error (which
+    would the program get?); the same import declared twice (two objects
+    that both list a DLL's function) is one import."""
+    first: dict[str, int] = {}
+    for i, (module, name) in sorted(ctx.imports.items()):
+        sym = ctx.names[i]
+        j = first.setdefault(sym, i)
+        m2, n2 = ctx.imports[j]
+        if j != i and (m2.lower(), n2) != (module.lower(), name):
+            d.error(f"symbol {sym} is imported twice, differently: as {n2} from {m2} "
+                    f"({ctx.objects[ctx.sym_obj[j]].path}) and as {name} from {module} "
+                    f"({ctx.objects[ctx.sym_obj[i]].path})")
+
+
+def _imports_used(ctx, d: Diagnostics) -> None:
+    """_imports_used finds the imports the program uses: called (or taken the
+    address of) by name, and through their __imp_ slot. An output format that
+    links no imports refuses a used one, naming where it is used, rather than
+    leaving an address of 0."""
+    r = ctx.relocs
+    hit = np.zeros(len(ctx.sym_res), bool)
+    target = ctx.sym_res[r.sym]
+    hit[target[target >= 0]] = True
+    imported = np.array(sorted(ctx.imports), np.int64)
+    ctx.imports_called = {int(i) for i in imported[hit[imported]]}
+    ctx.imports_used = ctx.imports_called | {ctx.import_slots[s] for s in ctx.import_slots
+                                             if hit[s]}
+    if ctx.imports_used and not ctx.format.imports:
+        for i in sorted(ctx.imports_used):
+            module, name = ctx.imports[i]
+            uses = [k for k in np.flatnonzero(np.isin(target, [i] + [s for s, j in
+                    ctx.import_slots.items() if j == i])).tolist()[:3]]
+            d.error(f"symbol {ctx.names[i]} is imported from {module} (as {name}), and the "
+                    f"{ctx.format.name} format links no imports; an import needs an output "
+                    "format that loads it (-H pe)",
+                    *[f"referenced by {ctx.reloc_site(k)}" for k in uses])
 
 
 class Definitions:

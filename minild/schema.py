@@ -43,13 +43,19 @@ class Section(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     relocs: list[Reloc] = []
 
 
+class Import(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    module: str                    # a DLL (PE), a dylib's install path (Mach-O), a wasm module
+    name: str | None = None        # the name the module exports it by; default: the symbol's
+
+
 class Symbol(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     name: str
-    section: str | None = None     # None: undefined; "*ABS*": absolute
+    section: str | None = None     # None: undefined (or imported); "*ABS*": absolute
     value: int = 0
     size: int = 0
     binding: Literal["local", "global", "weak"] = "global"
     type: Literal["notype", "object", "func", "section"] = "notype"
+    import_: Import | None = msgspec.field(default=None, name="import")
 
 
 class Readable(msgspec.Struct, tag_field="encoding", tag="readable", forbid_unknown_fields=True):
@@ -69,7 +75,13 @@ class CSection(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     size: int | None = None        # bss only
 
 
-class CSymbols(msgspec.Struct, forbid_unknown_fields=True):
+class CImport(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    symbol: int                    # index into symbols; its section column says -1
+    module: str
+    name: str | None = None
+
+
+class CSymbols(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     count: int
     # A JSON array of strings, kept as its text: minild.names reads the names
     # from it without a str object per name (or decodes it when it must).
@@ -82,6 +94,7 @@ class CSymbols(msgspec.Struct, forbid_unknown_fields=True):
     size: bytes     # uint64 LE
     binding: bytes  # uint8: 0 local, 1 global, 2 weak
     type: bytes     # uint8: 0 notype, 1 object, 2 func, 3 section
+    imports: list[CImport] = []    # the imported symbols among them
 
 
 class CRelocs(msgspec.Struct, forbid_unknown_fields=True):

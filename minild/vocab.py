@@ -58,6 +58,8 @@ KIND_ID = {k.word: k for k in Kind}
 
 UNDEF = -1   # a symbol's section id: undefined
 ABS = -2     # a symbol's section id: an absolute value
+IMPORT = -3  # a symbol's section id: imported from outside the program (a DLL, a
+             # dylib, a wasm module); the format that links it gives it its place
 
 
 def align_up(v: int, a: int) -> int:

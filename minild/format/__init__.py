@@ -25,6 +25,8 @@ branches on a format name. A Format owns:
   asmb2         fn(ctx, out): headers, symbol and string tables
   use_mmap      False where mapping the output makes no sense (wasm)
   allow_undefined  references may stay undefined (another linker resolves them)
+  imports       the format links imports (gensections turns them into what the
+                format needs); a used import is an error for any other
   notes         fn(ctx) -> [str] or None: what the format left out, said once with -v
 """
 
@@ -59,6 +61,7 @@ class Format(msgspec.Struct, frozen=True):
     apply_relocs: Callable | None = None
     use_mmap: bool = True
     allow_undefined: bool = False
+    imports: bool = False
     notes: Callable | None = None
 
 

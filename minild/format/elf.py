@@ -91,10 +91,10 @@ def symbols(ctx, lay: Layout, strtab: StrTab, head: np.ndarray | None = None,
     `undefined`, references nobody defines are kept as undefined globals (for an
     object another linker finishes); otherwise only undefined weak ones are."""
     bind, typ, sec = ctx.sym_bind, ctx.sym_type, ctx.sym_sec
-    # Indexed by a symbol's section id, UNDEF (-1) or ABS (-2): its shndx.
+    # Indexed by a symbol's section id, IMPORT (-3), ABS (-2) or UNDEF (-1): its shndx.
     sec_shndx = np.concatenate((
         np.array([o.shndx for o in ctx.outsections] + [0], np.int64)[ctx.sec_out],
-        [SHN_ABS, 0]))
+        [0, SHN_ABS, 0]))
     names = ctx.names
     loc, glob = listed_symbols(ctx)
     # Undefined weak symbols stay in the table, once per name, as GNU ld keeps them.
