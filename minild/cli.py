@@ -152,11 +152,32 @@ class LinkCommand(click.Command):
                    "temporary directory, removed afterwards).")
 @click.option("--libc", is_flag=True,
               help="With --externallink: link against the C library (cc; main is the entry).")
+@click.option("--image-base", type=Int(), default=None,
+              help="-H pe: the image base (the same as -T for PE; default lld's: 0x140000000 "
+                   "for 64-bit, 0x400000 for x86).")
+@click.option("--file-alignment", type=Int(), default=None,
+              help="-H pe: FileAlignment, a power of two from 0x200 (the default) to 0x10000; "
+                   "-R sets SectionAlignment (default 0x1000).")
+@click.option("--subsystem", type=click.Choice(["console", "windows"]), default=None,
+              help="-H pe: the subsystem (default console).")
+@click.option("--no-dynamicbase", is_flag=True,
+              help="-H pe: no base relocations; the image loads only at its image base.")
 def link_cmd(objects, output, entry, headtype, text_addr, round_, strip, jobs, no_mmap, bench,
-             map_path, map_format, verbose, externallink, extld, extldflags, tmpdir, libc):
+             map_path, map_format, verbose, externallink, extld, extldflags, tmpdir, libc,
+             image_base, file_alignment, subsystem, no_dynamicbase):
     """Link OBJECTS (minild JSON objects, any file extension) into an executable."""
     if (extld or extldflags or tmpdir or libc) and not externallink:
         raise click.UsageError("--extld, --extldflags, --tmpdir and --libc need --externallink")
+    pe_flags = [f for f, v in (("--image-base", image_base is not None),
+                                ("--file-alignment", file_alignment is not None),
+                                ("--subsystem", subsystem is not None),
+                                ("--no-dynamicbase", no_dynamicbase)) if v]
+    if pe_flags and headtype != "pe":
+        raise click.UsageError(f"{', '.join(pe_flags)}: only for -H pe")
+    if image_base is not None:
+        if text_addr is not None and text_addr != image_base:
+            raise click.UsageError("-T and --image-base say two image bases")
+        text_addr = image_base
     if externallink and headtype != "elf":
         raise click.UsageError(f"--externallink writes an ELF object for an external linker; "
                                f"it cannot be used with -H {headtype}")
@@ -179,6 +200,8 @@ def link_cmd(objects, output, entry, headtype, text_addr, round_, strip, jobs, n
                        text_addr=text_addr, round=round_, strip=strip, jobs=jobs,
                        mmap=not no_mmap, externallink=externallink, extld=extld,
                        extldflags=extldflags, tmpdir=tmpdir, libc=libc, ahead=ahead,
+                       file_align=file_alignment, subsystem=subsystem or "console",
+                       dynamicbase=not no_dynamicbase,
                        log=(lambda line: err.print(line, markup=False)) if verbose else None)
 
         def go():

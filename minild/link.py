@@ -23,6 +23,7 @@ import os
 from typing import NoReturn
 
 import msgspec
+import numpy as np
 
 from . import arch as archreg
 from . import format as formats
@@ -35,7 +36,7 @@ from .loader import Object, bounds_ok, read_object, read_objects
 from .outbuf import OutBuf
 from .outfile import OutputFile
 from .resolve import resolve
-from .vocab import SymType
+from .vocab import Bind, SymType
 from .workers import DEFAULT_JOBS
 
 
@@ -56,6 +57,10 @@ class Options(msgspec.Struct):
     extldflags: str = ""
     tmpdir: str | None = None
     libc: bool = False
+    # -H pe: FileAlignment, the subsystem, and base relocations (DYNAMIC_BASE)
+    file_align: int | None = None
+    subsystem: str = "console"
+    dynamicbase: bool = True
     log: object = None          # called with a line to show the user (-v), or None
     # A minild.readahead.ReadAhead the CLI started before importing numpy: the
     # documents it decoded are not decoded again.
@@ -94,6 +99,8 @@ class Link:
         self.import_slots: dict[int, int] = {}   # __imp_NAME's entry -> NAME's import entry
         self.imports_used: set[int] = set()      # imports referenced by name or by slot
         self.imports_called: set[int] = set()    # imports referenced by name (thunks)
+        # gensections (formats with imports): each used import's slot entry.
+        self.import_slot_of: dict[int, int] = {}
         # dodata.
         self.sec_off = self.sec_out = None    # per input section: offset in, index of its output section
         self.segments: list = []          # vocab.Segment
@@ -101,6 +108,7 @@ class Link:
         # layout (and symaddrs).
         self.sec_addr = self.sec_fileoff = None   # per input section
         self.filesize = 0                 # the mapped size: the segments (and what format.layout adds)
+        self.image_base: int | None = None   # set by formats that have one (PE's ImageBase)
         self.sym_addr = None              # per entry: its address (0: undefined)
         self.defaddr = None               # per entry: its definition's address (S)
         self.entry_addr = 0
@@ -124,6 +132,52 @@ class Link:
         if self.sym_type[s] == SymType.SECTION:
             return f"section '{self.sec_name[self.sym_sec[s]]}'"
         return self.names[s]
+
+    # --- what the linker adds: its own objects, sections, symbols, relocations ---
+    # (linker-defined symbols in resolve; a format's generated sections in
+    # gensections, before dodata). Few rows: concatenation is cheap enough.
+
+    def add_object(self, path: str) -> int:
+        """add_object adds an object of the linker's own ("<internal>", "<pe
+        imports>") and returns its index."""
+        self.objects.append(Object.empty(path, self.arch.name))
+        return len(self.objects) - 1
+
+    def add_sections(self, obj: int, names: list[str], kinds: list[int], aligns: list[int],
+                     sizes: list[int], datas: list) -> np.ndarray:
+        """add_sections adds input sections to the link and returns their ids."""
+        n, m = len(self.sec_name), len(names)
+        self.sec_obj = np.concatenate((self.sec_obj, np.full(m, obj, np.int32)))
+        self.sec_name = self.sec_name + list(names)
+        self.sec_kind = np.concatenate((self.sec_kind, np.array(kinds, np.uint8)))
+        self.sec_align = np.concatenate((self.sec_align, np.array(aligns, np.int64)))
+        self.sec_size = np.concatenate((self.sec_size, np.array(sizes, np.int64)))
+        self.sec_data = self.sec_data + list(datas)
+        return np.arange(n, n + m)
+
+    def add_symbols(self, obj: int, names: list[str], sec, value, bind=Bind.GLOBAL,
+                    typ=SymType.NOTYPE) -> np.ndarray:
+        """add_symbols adds defined symbol entries, each its own definition,
+        and returns their ids. sec and value: one each, or one per name."""
+        n, m = len(self.names), len(names)
+        self.names = self.names.extend(list(names))
+        self.sym_obj = np.concatenate((self.sym_obj, np.full(m, obj, np.int32)))
+        self.sym_sec = np.concatenate((self.sym_sec, np.broadcast_to(sec, m).astype(np.int64)))
+        self.sym_value = np.concatenate((self.sym_value,
+                                         np.broadcast_to(value, m).astype(np.int64)))
+        self.sym_size = np.concatenate((self.sym_size, np.zeros(m, np.int64)))
+        self.sym_bind = np.concatenate((self.sym_bind, np.full(m, bind, np.uint8)))
+        self.sym_type = np.concatenate((self.sym_type, np.full(m, typ, np.uint8)))
+        if self.sym_res is not None:
+            self.sym_res = np.concatenate((self.sym_res, np.arange(n, n + m)))
+        return np.arange(n, n + m)
+
+    def add_relocs(self, sec, off, types, sym, add) -> None:
+        """add_relocs adds relocations (columns of equal length)."""
+        r = self.relocs
+        cat = lambda col, new: np.concatenate((col, np.asarray(new).astype(col.dtype)))  # noqa: E731
+        self.relocs = Relocs(sec=cat(r.sec, sec), off=cat(r.off, off), type=cat(r.type, types),
+                             sym=cat(r.sym, sym), add=cat(r.add, add))
 
     def global_sym(self, name: str) -> int | None:
         """global_sym returns the entry that defines global name, or None."""

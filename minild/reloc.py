@@ -64,6 +64,7 @@ class Env(msgspec.Struct):
     # addresses of functions whose global entry a direct call skips (call_local)
     entries: np.ndarray = msgspec.field(default_factory=lambda: np.zeros(0, np.int64))
     local_entry: int = 0               # how far past the global entry the local one is
+    image_base: int | None = None      # PE's ImageBase (rva); None: the output has none
 
 
 @linkwide
@@ -96,6 +97,13 @@ def pcrel_lo(S, A, P, env):
 
 
 @linkwide
+def rva(S, A, P, env):
+    """S + A - ImageBase: an image-relative address (COFF's ADDR32NB), which
+    only an output with an image base (PE) has; prepare refuses it elsewhere."""
+    return S + A - (env.image_base or 0)
+
+
+@linkwide
 def call_local(S, A, P, env):
     """S + A - P, plus the local-entry offset where S + A is a function's global
     entry (ppc64 ELFv2: a direct call keeps r2 and skips the entry's TOC set-up)."""
@@ -122,14 +130,16 @@ def either(bits: int) -> tuple[int, int]:
 class Howto(msgspec.Struct, frozen=True):
     """Howto says how one relocation type is applied (the name is BFD's)."""
 
-    name: str           # psABI name, e.g. "R_X86_64_PC32"
-    code: int           # ELF r_type number
+    name: str           # psABI name, e.g. "R_X86_64_PC32" (COFF's for PE-only types)
+    code: int           # ELF r_type number; NO_ELF for a type ELF has no number for
     size: int           # bytes of the place: 0 (no bytes), 1, 2, 4 or 8
     calc: Calc = absolute
     range: tuple[int, int] | None = None  # inclusive bounds of calc's value
     align: int = 1      # calc's value must be a multiple of this
     insert: Insert | None = None  # None: the value replaces the place (truncated)
 
+
+NO_ELF = -1   # Howto.code of a type that exists only in another format (COFF's ADDR32NB)
 
 _DTYPES = {1: "u1", 2: "u2", 4: "u4", 8: "u8"}
 
@@ -276,6 +286,17 @@ def prepare(ctx) -> Env:
         _check_pairs(ctx, np.flatnonzero(np.isin(r.type, lo)), env)
     if a.local_entry is not None and used((call_local,)):
         env.entries, env.local_entry = _global_entries(ctx, a.local_entry)
+    env.image_base = ctx.image_base
+    image_relative = used((rva,))
+    if image_relative and ctx.image_base is None:
+        k = np.flatnonzero(np.isin(r.type, image_relative))
+        if len(k):
+            d = Diagnostics()
+            for j in k[:20].tolist():
+                d.error(f"{ctx.reloc_site(j)}: relocation {a.howtos[int(r.type[j])].name} is "
+                        f"relative to the image base, which only PE output has (-H pe); "
+                        f"references {ctx.reloc_target(j)}")
+            d.check()
     return env
 
 

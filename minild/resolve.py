@@ -18,7 +18,6 @@ import itertools
 import numpy as np
 
 from .errors import Diagnostics
-from .loader import Object
 from .names import Names, SymbolTable
 from .vocab import ABS, IMPORT, UNDEF, Bind
 
@@ -76,22 +75,16 @@ def resolve(ctx) -> None:
                 if i is not None and i in ctx.imports:
                     slots[x] = i
         extra += list(slots)
-    ctx.linker_defined = {name: n + j for j, name in enumerate(extra)}
-    ctx.import_slots = {ctx.linker_defined[x]: i for x, i in slots.items()}
+    added = {name: n + j for j, name in enumerate(extra)}
+    ctx.linker_defined = {x: added[x] for x in extra if x not in slots}
+    ctx.import_slots = {added[x]: i for x, i in slots.items()}
     if extra:
-        ctx.objects.append(Object.empty("<internal>", ctx.arch.name))
-        k = len(ctx.objects) - 1
-        m = len(extra)
-        ctx.names = names = names.extend(extra)
-        ctx.sym_obj = np.concatenate((ctx.sym_obj, np.full(m, k, np.int32)))
-        ctx.sym_sec = np.concatenate((ctx.sym_sec, np.full(m, ABS)))
-        ctx.sym_value = np.concatenate((ctx.sym_value, np.zeros(m, np.int64)))
-        ctx.sym_size = np.concatenate((ctx.sym_size, np.zeros(m, np.int64)))
-        ctx.sym_bind = np.concatenate((ctx.sym_bind, np.full(m, Bind.GLOBAL, np.uint8)))
-        ctx.sym_type = np.concatenate((ctx.sym_type, np.zeros(m, np.uint8)))
-        res = np.concatenate((res, np.arange(n, n + m)))
-        bind, sec = ctx.sym_bind, ctx.sym_sec
-        res[unresolved] = [ctx.linker_defined.get(x, -1) for x in unresolved_names]
+        # sym_res is not the link's yet: add_symbols leaves it alone.
+        k = ctx.add_object("<internal>")
+        ctx.add_symbols(k, extra, ABS, 0)
+        names, bind, sec = ctx.names, ctx.sym_bind, ctx.sym_sec
+        res = np.concatenate((res, np.arange(n, n + len(extra))))
+        res[unresolved] = [added.get(x, -1) for x in unresolved_names]
     ctx.sym_res = res
     ctx.globals = table
     if ctx.imports:

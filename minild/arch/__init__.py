@@ -84,6 +84,25 @@ class Plan9Arch(msgspec.Struct, frozen=True):
         return bool(self.magic & 0x8000)
 
 
+class PeArch(msgspec.Struct, frozen=True):
+    """PeArch is the PE/COFF part of an arch (Go: the Hwindows cases; lld's COFF
+    target): the COFF machine, lld's default image base, the import thunk, and
+    which relocations the base relocation table must cover."""
+
+    machine: int            # IMAGE_FILE_MACHINE_*
+    image_base: int         # default -T: lld-link's for an executable
+    # An import thunk, `jmp *__imp_NAME` (GNU ld's and lld's from import
+    # libraries): its code and its relocations (offset, Howto name, addend)
+    # against __imp_NAME.
+    thunk: bytes
+    thunk_relocs: tuple[tuple[int, str, int], ...]
+    # Howto names: absolute pointer-size relocations, each a base relocation
+    # (DIR64 / HIGHLOW) in .reloc; and absolute ones that cannot be rebased
+    # (refused unless --no-dynamicbase).
+    rebased: tuple[str, ...]
+    fixed: tuple[str, ...]
+
+
 class Arch(msgspec.Struct):
     """Arch is one target as the pipeline sees it (Go: ld.Arch)."""
 
@@ -95,6 +114,7 @@ class Arch(msgspec.Struct):
     # One part per output format; None: the format cannot be linked for this arch.
     elf: ElfArch | None = None
     plan9: Plan9Arch | None = None
+    pe: PeArch | None = None
     # Hooks (documented in this module's docstring).
     linker_symbols: dict[str, Callable] | None = None
     check: Callable | None = None
@@ -118,7 +138,7 @@ class Arch(msgspec.Struct):
     def part(self, fmt: str):
         """part returns the arch's part for a format's part name (Format.part),
         or None: the arch cannot be linked to that format."""
-        return {"elf": self.elf, "plan9": self.plan9}[fmt]
+        return {"elf": self.elf, "plan9": self.plan9, "pe": self.pe}[fmt]
 
 
 def names() -> list[str]:

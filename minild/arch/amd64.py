@@ -10,12 +10,14 @@ Relocations (RELA; all fields little-endian, unaligned):
                               so L = S and it is PC32 (as lld and GNU ld do)
   R_X86_64_16/8   S + A       fit signed or unsigned 16/8 (GNU's bitfield check)
   R_X86_64_PC16/8 S + A - P   signed 16/8
+  IMAGE_REL_AMD64_ADDR32NB  S + A - ImageBase   PE only (COFF's name; ELF has none): an
+                              image-relative address (.pdata, .xdata, import tables)
 GOT- and TLS-relative types need a GOT or a TLS block, which a static minild
 link does not build: they are unknown types here and rejected at load time.
 """
 
-from ..reloc import Howto, absolute, either, none, pcrel, signed, unsigned
-from . import Arch, ElfArch, Plan9Arch
+from ..reloc import NO_ELF, Howto, absolute, either, none, pcrel, rva, signed, unsigned
+from . import Arch, ElfArch, PeArch, Plan9Arch
 
 ELF_MACHINE = 62          # EM_X86_64
 ELF_CLASS = 64
@@ -25,6 +27,13 @@ PAGE_SIZE = 0x1000
 TEXT_ADDR = 0x401000      # GNU ld's and Go's layout: headers at 0x400000
 PAD = b"\xcc"             # int3: a stray jump into padding traps
 RELA = True
+
+# PE (lld-link's defaults for an executable: ImageBase 0x140000000 for 64-bit).
+PE = PeArch(machine=0x8664, image_base=0x140000000,
+            thunk=b"\xff\x25\x00\x00\x00\x00\xcc\xcc",       # jmp *__imp_NAME(%rip)
+            thunk_relocs=((2, "R_X86_64_PC32", -4),),
+            rebased=("R_X86_64_64",),
+            fixed=("R_X86_64_32", "R_X86_64_32S", "R_X86_64_16", "R_X86_64_8"))
 
 # plan 9 (Go's cmd/link/internal/amd64/obj.go, archinit's Hplan9 case: HEADR =
 # 32 + 8, INITTEXT = 0x200000 + HEADR, INITRND = 0x200000; Plan9Magic 4*26*26+7
@@ -43,6 +52,7 @@ HOWTOS = [
     Howto("R_X86_64_8", 14, 1, absolute, either(8)),
     Howto("R_X86_64_PC8", 15, 1, pcrel, signed(8)),
     Howto("R_X86_64_PC64", 24, 8, pcrel),
+    Howto("IMAGE_REL_AMD64_ADDR32NB", NO_ELF, 4, rva, unsigned(32)),
 ]
 
 
@@ -50,5 +60,5 @@ ARCHES = (
     Arch(name="amd64", ptr_size=ELF_CLASS // 8, order=ORDER, pad=PAD, howtos=HOWTOS,
          elf=ElfArch(machine=ELF_MACHINE, cls=ELF_CLASS, flags=ELF_FLAGS, rela=RELA,
                      text_addr=TEXT_ADDR, round=PAGE_SIZE, triple="x86_64-linux-gnu"),
-         plan9=PLAN9),
+         plan9=PLAN9, pe=PE),
 )

@@ -21,6 +21,8 @@ Relocations (RELA). Data places are little-endian words; instruction places are
   R_AARCH64_MOVW_UABS_G0..G3  S + A         MOVZ/MOVK: imm16 = X[16g+15:16g];
                               G0, G1, G2 check X < 2^16, 2^32, 2^48 (unsigned);
                               the _NC forms and G3 are unchecked
+  IMAGE_REL_ARM64_ADDR32NB    S + A - ImageBase   PE only (COFF's name; ELF has
+                              none): an image-relative address
 ADRP + ADD/LDST :lo12: pairs are how GNU as and gcc address static data (the
 small code model); MOVW_UABS is the large code model. GOT, TLS and PLT types
 need tables a static minild link does not build: unknown types here.
@@ -28,8 +30,8 @@ need tables a static minild link does not build: unknown types here.
 
 import numpy as np
 
-from ..reloc import Howto, absolute, either, none, pcrel, signed, unsigned
-from . import Arch, ElfArch
+from ..reloc import NO_ELF, Howto, absolute, either, none, pcrel, rva, signed, unsigned
+from . import Arch, ElfArch, PeArch
 
 ELF_MACHINE = 183         # EM_AARCH64
 ELF_CLASS = 64
@@ -89,6 +91,18 @@ def lo12(shift: int):
     return insert
 
 
+# PE (lld-link's defaults for a 64-bit executable: ImageBase 0x140000000).
+PE = PeArch(machine=0xAA64, image_base=0x140000000,
+            # adrp x16, __imp_NAME; ldr x16, [x16, :lo12:__imp_NAME]; br x16
+            thunk=bytes.fromhex("10 00 00 90 10 02 40 f9 00 02 1f d6"),
+            thunk_relocs=((0, "R_AARCH64_ADR_PREL_PG_HI21", 0),
+                          (4, "R_AARCH64_LDST64_ABS_LO12_NC", 0)),
+            rebased=("R_AARCH64_ABS64",),
+            fixed=("R_AARCH64_ABS32", "R_AARCH64_ABS16", "R_AARCH64_MOVW_UABS_G0",
+                   "R_AARCH64_MOVW_UABS_G0_NC", "R_AARCH64_MOVW_UABS_G1",
+                   "R_AARCH64_MOVW_UABS_G1_NC", "R_AARCH64_MOVW_UABS_G2",
+                   "R_AARCH64_MOVW_UABS_G2_NC", "R_AARCH64_MOVW_UABS_G3"))
+
 HOWTOS = [
     Howto("R_AARCH64_NONE", 0, 0, none),
     Howto("R_AARCH64_ABS64", 257, 8, absolute),
@@ -118,11 +132,13 @@ HOWTOS = [
     Howto("R_AARCH64_LDST32_ABS_LO12_NC", 285, 4, absolute, None, 4, lo12(2)),
     Howto("R_AARCH64_LDST64_ABS_LO12_NC", 286, 4, absolute, None, 8, lo12(3)),
     Howto("R_AARCH64_LDST128_ABS_LO12_NC", 299, 4, absolute, None, 16, lo12(4)),
+    Howto("IMAGE_REL_ARM64_ADDR32NB", NO_ELF, 4, rva, unsigned(32)),
 ]
 
 
 ARCHES = (
     Arch(name="arm64", ptr_size=ELF_CLASS // 8, order=ORDER, pad=PAD, howtos=HOWTOS,
          elf=ElfArch(machine=ELF_MACHINE, cls=ELF_CLASS, flags=ELF_FLAGS, rela=RELA,
-                     text_addr=TEXT_ADDR, round=PAGE_SIZE, triple="aarch64-linux-gnu")),
+                     text_addr=TEXT_ADDR, round=PAGE_SIZE, triple="aarch64-linux-gnu"),
+         pe=PE),
 )

@@ -40,7 +40,7 @@ import msgspec
 from ..vocab import SegmentPlan
 
 # -H name -> module name.
-_MODULES = {"elf": "elf", "plan9": "plan9"}
+_MODULES = {"elf": "elf", "pe": "pe", "plan9": "plan9"}
 # Formats chosen by other flags than -H (--externallink writes "elfrel").
 _INTERNAL = {"elfrel": "elfrel"}
 
