@@ -1,8 +1,9 @@
 """mapfile: the link map (-M), written after a successful link.
 
 Lists every output section, the input sections in it (address, size, origin
-object) and the symbols they define, in address order: as text (lld's -Map
-columns) or as JSON for tools.
+object) and the symbols they define, in address order, then the import table
+(each module; each function's slot and thunk): as text (lld's -Map columns)
+or as JSON for tools.
 """
 
 from __future__ import annotations
@@ -42,7 +43,21 @@ def build(ctx) -> list[dict]:
     return result
 
 
-def render_text(sections: list[dict]) -> str:
+def imports(ctx) -> list[dict]:
+    """imports lists the import table the output format made: each module,
+    and for each of its functions the slot and (for one called by name) the
+    thunk."""
+    mods: dict[str, dict] = {}
+    for i, slot in sorted(ctx.import_slot_of.items(), key=lambda e: ctx.imports[e[0]]):
+        module, name = ctx.imports[i]
+        m = mods.setdefault(module.lower(), {"module": module, "functions": []})
+        m["functions"].append({
+            "symbol": ctx.names[i], "name": name, "slot": int(ctx.sym_addr[slot]),
+            "thunk": int(ctx.sym_addr[i]) if i in ctx.imports_called else None})
+    return list(mods.values())
+
+
+def render_text(sections: list[dict], imported: list[dict] = ()) -> str:
     lines = [f"{'VMA':>16} {'Size':>10} {'Align':>6} Out     In      Symbol"]
     for o in sections:
         lines.append(f"{o['address']:16x} {o['size']:10x} {o['align']:6} {o['name']}")
@@ -52,11 +67,20 @@ def render_text(sections: list[dict]) -> str:
             for s in i["symbols"]:
                 lines.append(f"{s['address']:16x} {s['size']:10x} {'':6}                 "
                              f"{s['name']}")
+    if imported:
+        lines += ["", f"{'Slot':>16} {'Thunk':>16} Module  Function (symbol)"]
+        for m in imported:
+            lines.append(f"{'':16} {'':16} {m['module']}")
+            for f in m["functions"]:
+                thunk = f"{f['thunk']:16x}" if f["thunk"] is not None else f"{'-':>16}"
+                lines.append(f"{f['slot']:16x} {thunk}         {f['name']} ({f['symbol']})")
     return "\n".join(lines) + "\n"
 
 
 def write_map(ctx, path: str, fmt: str) -> None:
-    data = build(ctx)
-    text = (json.dumps({"output": ctx.opts.output, "entry": ctx.entry_addr, "sections": data},
-                       indent=1) + "\n") if fmt == "json" else render_text(data)
+    data, imported = build(ctx), imports(ctx)
+    doc = {"output": ctx.opts.output, "entry": ctx.entry_addr, "sections": data}
+    if imported:
+        doc["imports"] = imported
+    text = (json.dumps(doc, indent=1) + "\n") if fmt == "json" else render_text(data, imported)
     write_file(path, text.encode(), "map file ")

@@ -1,6 +1,6 @@
 """The format-neutral part of the emulation runner: a CPU under unicorn.
 
-A loader for one executable format (plan9.py now; pe.py and macho.py later) does
+A loader for one executable format (plan9.py, pe.py; macho.py later) does
 what that format's kernel or loader does:
 
     m = Machine("amd64")
@@ -49,7 +49,7 @@ from unicorn import (
     Uc,
     UcError,
 )
-from unicorn import arm_const, x86_const
+from unicorn import arm64_const, arm_const, x86_const
 
 PAGE = 0x1000
 
@@ -99,7 +99,7 @@ class Result:
 class Trap:
     """What stopped the CPU for the OS layer: a system call instruction or an interrupt.
 
-    kind: "syscall" (amd64 SYSCALL) or "interrupt" (x86 INT n, arm SWI/SVC and
+    kind: "syscall" (amd64 SYSCALL) or "interrupt" (x86 INT n, arm SWI/SVC, arm64 SVC and
     the CPU exceptions unicorn reports the same way); number: the interrupt
     number (None for "syscall").
     """
@@ -155,6 +155,20 @@ _ARM_EXC = {
     9: "kernel trap",
 }
 
+# QEMU's AArch64 exception numbers (target/arm/cpu.h): the arm ones above, and the
+# hypervisor/secure monitor calls an EL0 program may not make.
+_ARM64_EXC = {
+    **_ARM_EXC,
+    2: "SVC",
+    11: "HVC (hypervisor call)",
+    12: "hypervisor trap",
+    13: "SMC (secure monitor call)",
+    14: "virtual IRQ",
+    15: "virtual FIQ",
+    16: "semihosting call",
+    18: "debug exception",
+}
+
 
 ARCHES = {
     "amd64": ArchSpec(
@@ -180,8 +194,17 @@ ARCHES = {
          "pc": arm_const.UC_ARM_REG_PC, "cpsr": arm_const.UC_ARM_REG_CPSR},
         2, _ARM_EXC, 4,
     ),
-    # arm64 (for PE and Mach-O): UC_ARCH_ARM64, UC_MODE_ARM, regs x0..x30/sp/pc,
-    # SVC arrives as interrupt 2 (EXCP_SWI) like arm's.
+    # arm64 (for PE and Mach-O): SVC #n arrives as interrupt 2 (EXCP_SWI) like arm's,
+    # with the pc after it; x29/x30 are also fp/lr.
+    "arm64": ArchSpec(
+        "arm64", unicorn.UC_ARCH_ARM64, unicorn.UC_MODE_ARM, 64, "<",
+        arm64_const.UC_ARM64_REG_PC, arm64_const.UC_ARM64_REG_SP,
+        {**{f"x{i}": getattr(arm64_const, f"UC_ARM64_REG_X{i}") for i in range(31)},
+         "fp": arm64_const.UC_ARM64_REG_X29, "lr": arm64_const.UC_ARM64_REG_X30,
+         "sp": arm64_const.UC_ARM64_REG_SP, "pc": arm64_const.UC_ARM64_REG_PC,
+         "nzcv": arm64_const.UC_ARM64_REG_NZCV},
+        2, _ARM64_EXC, 4,
+    ),
 }
 
 _MEM_ACCESS = {
