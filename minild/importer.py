@@ -113,6 +113,10 @@ def import_elf(path: str) -> Object:
             data = f.read()
     except OSError as e:
         raise fail(f"cannot open {path}: {e.strerror}")
+    if data[:4] != b"\x7fELF":
+        from . import coff   # COFF objects (MinGW's amd64 and i386 .o): minild/coff.py
+        if coff.is_coff(data):
+            return coff.read(path, data)
     try:
         return _import(path, _header(data, path), data)
     except (ValueError, IndexError) as e:

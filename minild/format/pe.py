@@ -193,9 +193,15 @@ def headr_size(ctx) -> int:
     (address rounds them to FileAlignment)."""
     st = ctx.fmt
     st.has_reloc = ctx.opts.dynamicbase and _based(ctx)
-    nsec = len([s for s in ctx.segments if s.loaded]) + st.has_reloc
+    nsec = len(_sections(ctx)) + st.has_reloc
     opt = (112 if _ptr(ctx) == 8 else 96) + 16 * 8
     return PE_OFFSET + 4 + COFF.size + opt + SECTION.size * nsec
+
+
+def _sections(ctx) -> list:
+    """_sections: the segments that become PE sections (a section of no bytes
+    at all, such as an empty .data, is left out: a loader refuses it)."""
+    return [s for s in ctx.segments if s.loaded and any(o.size for o in s.sections)]
 
 
 def _based(ctx) -> bool:
@@ -226,8 +232,9 @@ def address(ctx, headr: int) -> None:
             continue
         seg.vaddr, seg.fileoff = base + rva, fileoff
         va, _ = rules._sections(seg, seg.vaddr, fileoff)
-        rva = align_up(va - base, SA)
-        fileoff += align_up(seg.filelen, FA)
+        if seg.length:           # an empty one takes no room (see _sections)
+            rva = align_up(va - base, SA)
+            fileoff += align_up(seg.filelen, FA)
     st.reloc_rva, st.reloc_off = rva, fileoff
 
 
@@ -250,8 +257,8 @@ def layout(ctx, end: int) -> int:
         rvas = np.sort(ctx.sec_addr[r.sec[k]] + r.off[k] - ctx.image_base)
         st.reloc = base_relocs(rvas, REL_BASED_DIR64 if _ptr(ctx) == 8 else REL_BASED_HIGHLOW)
         return st.reloc_off + align_up(len(st.reloc), st.file_align)
-    last = max((s.fileoff + align_up(s.filelen, st.file_align) for s in ctx.segments
-                if s.loaded), default=st.headers)
+    last = max((s.fileoff + align_up(s.filelen, st.file_align) for s in _sections(ctx)),
+               default=st.headers)
     return max(last, st.headers)
 
 
@@ -298,7 +305,7 @@ def asmb2(ctx, out) -> None:
         out.seek(st.reloc_off)
         out.write(st.reloc)
 
-    secs = [s for s in ctx.segments if s.loaded]
+    secs = _sections(ctx)
     rows = []
     for s in secs:
         raw = 0 if all(o.nobits for o in s.sections) else align_up(s.filelen, st.file_align)
