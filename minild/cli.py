@@ -155,6 +155,8 @@ class LinkCommand(click.Command):
 @click.option("--image-base", type=Int(), default=None,
               help="-H pe: the image base (the same as -T for PE; default lld's: 0x140000000 "
                    "for 64-bit, 0x400000 for x86).")
+@click.option("--section-alignment", type=Int(), default=None,
+              help="-H pe: SectionAlignment (the same as -R for PE; default 0x1000).")
 @click.option("--file-alignment", type=Int(), default=None,
               help="-H pe: FileAlignment, a power of two from 0x200 (the default) to 0x10000; "
                    "-R sets SectionAlignment (default 0x1000).")
@@ -164,11 +166,12 @@ class LinkCommand(click.Command):
               help="-H pe: no base relocations; the image loads only at its image base.")
 def link_cmd(objects, output, entry, headtype, text_addr, round_, strip, jobs, no_mmap, bench,
              map_path, map_format, verbose, externallink, extld, extldflags, tmpdir, libc,
-             image_base, file_alignment, subsystem, no_dynamicbase):
+             image_base, section_alignment, file_alignment, subsystem, no_dynamicbase):
     """Link OBJECTS (minild JSON objects, any file extension) into an executable."""
     if (extld or extldflags or tmpdir or libc) and not externallink:
         raise click.UsageError("--extld, --extldflags, --tmpdir and --libc need --externallink")
     pe_flags = [f for f, v in (("--image-base", image_base is not None),
+                                ("--section-alignment", section_alignment is not None),
                                 ("--file-alignment", file_alignment is not None),
                                 ("--subsystem", subsystem is not None),
                                 ("--no-dynamicbase", no_dynamicbase)) if v]
@@ -178,6 +181,10 @@ def link_cmd(objects, output, entry, headtype, text_addr, round_, strip, jobs, n
         if text_addr is not None and text_addr != image_base:
             raise click.UsageError("-T and --image-base say two image bases")
         text_addr = image_base
+    if section_alignment is not None:
+        if round_ is not None and round_ != section_alignment:
+            raise click.UsageError("-R and --section-alignment say two section alignments")
+        round_ = section_alignment
     if externallink and headtype != "elf":
         raise click.UsageError(f"--externallink writes an ELF object for an external linker; "
                                f"it cannot be used with -H {headtype}")

@@ -107,7 +107,7 @@ def test_same_bytes_every_way(flags, tmp_path):
 def test_alignments_and_image_base(tmp_path):
     out = tmp_path / "o.exe"
     meant = link_map(out, "--image-base", "0x180000000", "--file-alignment", "0x1000",
-                     "-R", "0x2000", HELLO / "amd64.obj")
+                     "--section-alignment", "0x2000", HELLO / "amd64.obj")
     s = pefile_summary(out)
     assert (s["image_base"], s["file_alignment"], s["section_alignment"]) == \
         (0x180000000, 0x1000, 0x2000)
@@ -161,6 +161,9 @@ def test_bad_inputs(tmp_path):
                                      HELLO / "x86.obj", status=2)
     assert "only for -H pe" in refused(tmp_path, "--no-dynamicbase", HELLO / "x86.obj",
                                        status=2)
+    assert "at least the file alignment" in refused(
+        tmp_path, "-H", "pe", "--section-alignment", "0x200", "--file-alignment", "0x400",
+        HELLO / "x86.obj", status=2)
 
 
 def test_an_absolute_32_bit_place_needs_a_fixed_base(tmp_path):

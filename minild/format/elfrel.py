@@ -151,7 +151,9 @@ def records(ctx, idx: np.ndarray) -> np.ndarray:
     """records builds one output section's relocation records."""
     r, a, st = ctx.relocs, ctx.arch, ctx.fmt
     sym = st.symidx[idx].astype(np.uint64)
-    codes = np.array([h.code for h in a.howtos], np.uint64)[r.type[idx]]
+    # (A type ELF has no number for, NO_ELF, never gets here: reloc.prepare
+    # refuses it in an output with no image base.)
+    codes = np.array([max(h.code, 0) for h in a.howtos], np.uint64)[r.type[idx]]
     rec = np.zeros(len(idx), rec_dtype(ctx))
     rec["offset"] = st.P[idx]
     rec["info"] = r_info(sym, codes, a.elf.cls, a.order, a.elf.machine)
