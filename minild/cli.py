@@ -121,7 +121,8 @@ class LinkCommand(click.Command):
 @main.command("link", cls=LinkCommand)
 @click.argument("objects", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("-o", "--output", default="a.out", show_default=True, help="Output file.")
-@click.option("-e", "--entry", default="_start", show_default=True, help="Entry symbol.")
+@click.option("-e", "--entry", default=None,
+              help="Entry symbol (default: _start; _main for -H macho).")
 @click.option("-H", "--headtype", default="elf", show_default=True,
               help="Output format (header type): see the list below.")
 @click.option("-T", "--text-addr", type=Int(), default=None,

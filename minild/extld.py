@@ -37,7 +37,7 @@ def command(ctx, obj: str, out: str) -> list[str]:
         # minild objects are not position-independent: ask for a classic executable;
         # the C runtime's _start calls the object's main.
         return ld + ["-no-pie", "-o", out, obj] + flags
-    return ld + ["-static", "-e", o.entry, "-o", out, obj] + flags
+    return ld + ["-static", "-e", ctx.entry_name, "-o", out, obj] + flags
 
 
 def run(ctx, obj: str, out: str, log=None) -> None:

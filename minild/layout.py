@@ -29,12 +29,21 @@ def dodata(ctx) -> None:
     ctx.sec_out = np.full(len(kinds), -1, np.int32)   # index into ctx.outsections
     ctx.segments = []
     ctx.outsections = []
+    # Entries of the plan that take input sections by name (a format's own,
+    # such as Mach-O's __stubs and __got): those are no other entry's.
+    named = {e[2] for p in ctx.format.segments for e in p.kinds if len(e) > 2}
+    claimed = np.array([n in named for n in ctx.sec_name], bool) if named else None
     for plan in ctx.format.segments:
         seg = Segment(plan.name, plan.perm)
-        for kind, outname in plan.kinds:
+        for kind, outname, *inname in plan.kinds:
             if kind == Kind.DWARF and ctx.opts.strip:
                 continue
-            ids = np.flatnonzero(kinds == kind)
+            match = kinds == kind
+            if inname:
+                match &= np.array([n == inname[0] for n in ctx.sec_name], bool)
+            elif claimed is not None:
+                match &= ~claimed
+            ids = np.flatnonzero(match)
             if outname is None:
                 # Sections that keep their names (.debug_info, .debug_line, ...).
                 groups: dict[str, list[int]] = {}

@@ -43,7 +43,7 @@ from .workers import DEFAULT_JOBS
 class Options(msgspec.Struct):
     objects: list[str]
     output: str = "a.out"
-    entry: str = "_start"
+    entry: str | None = None    # None: the format's (_start; _main for Mach-O)
     headtype: str = "elf"
     text_addr: int | None = None
     round: int | None = None
@@ -77,6 +77,7 @@ class Link:
         # link(): what to make.
         self.format: formats.Format | None = None
         self.arch: archreg.Arch | None = None
+        self.entry_name = ""              # -e, or the format's
         self.text_addr = 0                # -T, or the (format, arch) default
         self.round = 0                    # -R, or the (format, arch) default
         # loadlib/read: the objects (and "<internal>" for linker-defined symbols).
@@ -198,6 +199,7 @@ def link(opts: Options) -> Link:
     except KeyError:
         raise fail(f"unknown header type {opts.headtype!r}; expected one of: "
                    + ", ".join(formats.names()))
+    ctx.entry_name = opts.entry or ctx.format.entry
     with ctx.phase("loadlib"):
         loadlib(ctx)
     fmt = ctx.format

@@ -105,9 +105,9 @@ def resolve(ctx) -> None:
             if len(ks) > len(shown):
                 notes.append(f"referenced {len(ks) - len(shown)} more times")
             d.error(f"undefined symbol: {name}", *notes)
-    e = ctx.global_sym(ctx.opts.entry)
+    e = ctx.global_sym(ctx.entry_name)
     if e is None and not external:
-        d.error(f"undefined entry symbol: {ctx.opts.entry} (no object defines it; "
+        d.error(f"undefined entry symbol: {ctx.entry_name} (no object defines it; "
                 "choose another with -e/--entry)")
     ctx.entry_sym = e
     d.check()

@@ -108,8 +108,11 @@ class Segment(msgspec.Struct):
 class SegmentPlan(msgspec.Struct, frozen=True):
     """SegmentPlan is one segment of a format's plan: its name, permissions,
     and the section kinds that go into it, each with its output section's
-    name (None: input sections keep their own names, as DWARF's do)."""
+    name (None: input sections keep their own names, as DWARF's do) and,
+    optionally, the one input section name it takes (a section the format
+    generates, such as Mach-O's __stubs); such a section goes to no other
+    entry."""
 
     name: str
     perm: str
-    kinds: tuple[tuple[Kind, str | None], ...]
+    kinds: tuple[tuple, ...]   # (Kind, output name | None[, input name])

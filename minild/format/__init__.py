@@ -28,6 +28,7 @@ branches on a format name. A Format owns:
   imports       the format links imports (gensections turns them into what the
                 format needs); a used import is an error for any other
   notes         fn(ctx) -> [str] or None: what the format left out, said once with -v
+  entry         the entry symbol when -e does not name one
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class Format(msgspec.Struct, frozen=True):
     allow_undefined: bool = False
     imports: bool = False
     notes: Callable | None = None
+    entry: str = "_start"
 
 
 def names() -> list[str]:

@@ -34,7 +34,7 @@ import numpy as np
 
 from ..errors import Diagnostics, fail, usage
 from ..vocab import Kind, SegmentPlan, align_up
-from . import Format, rules
+from . import Format, imports, rules
 
 SEGMENTS = (
     SegmentPlan(".text", "rx", ((Kind.TEXT, ".text"),)),
@@ -102,30 +102,22 @@ def _dll_name_ok(module: str) -> bool:
 
 
 def gensections(ctx) -> None:
-    """gensections makes what the used imports need: a thunk for each one
-    called by name, an IAT slot for each, and the import table around the
-    slots; every import's symbol then has a section and an offset."""
+    """gensections makes what the used imports need: the import table in
+    .rdata, with an IAT slot for each, and a thunk for each one called by
+    name (format.imports); every import's symbol then has a place."""
     o = ctx.opts
     fa = o.file_align if o.file_align is not None else 0x200
     ctx.fmt = st = State(file_align=fa)
-    used = sorted(ctx.imports_used)
-    if not used:
+    if not ctx.imports_used:
         return
+    st.dlls = imports.used_by_module(ctx)
     d = Diagnostics()
-    bydll: dict[str, list] = {}
-    spelling: dict[str, str] = {}
-    for i in used:
-        module, name = ctx.imports[i]
-        if not _dll_name_ok(module):
-            d.error(f"symbol {ctx.names[i]} is imported from {module!r}, which is not a DLL's "
-                    f"file name (a PE import names a DLL, e.g. kernel32.dll, not a path)")
-            continue
-        key = module.lower()
-        spelling.setdefault(key, module)
-        bydll.setdefault(key, []).append((i, name))
+    for dll, funcs in st.dlls:
+        if not _dll_name_ok(dll):
+            d.error(f"symbol {ctx.names[funcs[0][0]]} is imported from {dll!r}, which is not a "
+                    "DLL's file name (a PE import names a DLL, e.g. kernel32.dll, not a path)")
     d.check()
     pe, p = ctx.arch.pe, _ptr(ctx)
-    st.dlls = [(spelling[k], sorted(v, key=lambda e: e[1])) for k, v in sorted(bydll.items())]
     n = sum(len(v) for _, v in st.dlls)
     # The table: descriptors, lookup tables, IATs (one run: the IAT data
     # directory), hint/name entries, DLL names.
@@ -135,55 +127,21 @@ def gensections(ctx) -> None:
     st.iat = off
     st.iat_size = p * (n + len(st.dlls))
     off += st.iat_size
-    for _, funcs in st.dlls:
-        for _, name in funcs:
+    slots = {}
+    for d_i, (_, funcs) in enumerate(st.dlls):
+        for i, name in funcs:
+            slots[i] = st.iat + p * (len(slots) + d_i)
             st.hints.append(off)
             off = align_up(off + 2 + len(name.encode()) + 1, 2)
     for dll, _ in st.dlls:
         st.names.append(off)
         off = align_up(off + len(dll.encode()) + 1, 2)
     st.idata_size = off
-
     obj = ctx.add_object("<pe imports>")
-    called = [i for _, funcs in st.dlls for i, _ in funcs if i in ctx.imports_called]
-    thunks, st.idata = -1, -1
-    names, kinds, aligns, sizes, datas = [".idata"], [Kind.RODATA], [p], [st.idata_size], [None]
-    if called:
-        names.append(".text$thunks")
-        kinds.append(Kind.TEXT)
-        aligns.append(len(pe.thunk))
-        sizes.append(len(pe.thunk) * len(called))
-        datas.append(pe.thunk * len(called))
-    ids = ctx.add_sections(obj, names, kinds, aligns, sizes, datas)
-    st.idata = int(ids[0])
-    if called:
-        thunks = int(ids[1])
-
-    # Each import's slot entry: the __imp_NAME resolve made, or a new one.
-    slot_of = {imp: s for s, imp in ctx.import_slots.items()}
-    order = [i for _, funcs in st.dlls for i, _ in funcs]
-    slot = {}
-    k = 0
-    for dll_i, (_, funcs) in enumerate(st.dlls):
-        for i, _ in funcs:
-            slot[i] = st.iat + p * (k + dll_i)
-            k += 1
-    missing = [i for i in order if i not in slot_of]
-    if missing:
-        new = ctx.add_symbols(obj, ["__imp_" + ctx.names[i] for i in missing], st.idata, 0)
-        slot_of.update(zip(missing, new.tolist()))
-    for i in order:
-        s = slot_of[i]
-        ctx.sym_sec[s], ctx.sym_value[s] = st.idata, slot[i]
-        ctx.import_slot_of[i] = s
-    # The imports called by name: their symbols are their thunks.
-    for j, i in enumerate(called):
-        ctx.sym_sec[i], ctx.sym_value[i] = thunks, j * len(pe.thunk)
-    if called:
-        a = ctx.arch
-        recs = [(thunks, j * len(pe.thunk) + off, a.index[h], slot_of[i], add)
-                for j, i in enumerate(called) for off, h, add in pe.thunk_relocs]
-        ctx.add_relocs(*zip(*recs))
+    (st.idata,) = ctx.add_sections(obj, [".idata"], [Kind.RODATA], [p], [st.idata_size], [None])
+    st.idata = int(st.idata)
+    imports.place(ctx, obj, st.idata, slots, pe.thunk, pe.thunk_relocs, ".text$thunks",
+                  len(pe.thunk))
 
 
 # --- address and layout ---------------------------------------------------
