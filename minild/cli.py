@@ -165,9 +165,14 @@ class LinkCommand(click.Command):
               help="-H pe: the subsystem (default console).")
 @click.option("--no-dynamicbase", is_flag=True,
               help="-H pe: no base relocations; the image loads only at its image base.")
+@click.option("--macos-version", default=None,
+              help="-H macho: the minimum macOS version in LC_BUILD_VERSION (default 11.0).")
+@click.option("--codesign/--no-codesign", default=None,
+              help="-H macho: an ad-hoc code signature (default: on for arm64, off for amd64).")
 def link_cmd(objects, output, entry, headtype, text_addr, round_, strip, jobs, no_mmap, bench,
              map_path, map_format, verbose, externallink, extld, extldflags, tmpdir, libc,
-             image_base, section_alignment, file_alignment, subsystem, no_dynamicbase):
+             image_base, section_alignment, file_alignment, subsystem, no_dynamicbase,
+             macos_version, codesign):
     """Link OBJECTS (minild JSON objects, any file extension) into an executable."""
     if (extld or extldflags or tmpdir or libc) and not externallink:
         raise click.UsageError("--extld, --extldflags, --tmpdir and --libc need --externallink")
@@ -186,6 +191,10 @@ def link_cmd(objects, output, entry, headtype, text_addr, round_, strip, jobs, n
         if round_ is not None and round_ != section_alignment:
             raise click.UsageError("-R and --section-alignment say two section alignments")
         round_ = section_alignment
+    macho_flags = [f for f, v in (("--macos-version", macos_version is not None),
+                                   ("--codesign/--no-codesign", codesign is not None)) if v]
+    if macho_flags and headtype != "macho":
+        raise click.UsageError(f"{', '.join(macho_flags)}: only for -H macho")
     if externallink and headtype != "elf":
         raise click.UsageError(f"--externallink writes an ELF object for an external linker; "
                                f"it cannot be used with -H {headtype}")
@@ -209,7 +218,8 @@ def link_cmd(objects, output, entry, headtype, text_addr, round_, strip, jobs, n
                        mmap=not no_mmap, externallink=externallink, extld=extld,
                        extldflags=extldflags, tmpdir=tmpdir, libc=libc, ahead=ahead,
                        file_align=file_alignment, subsystem=subsystem or "console",
-                       dynamicbase=not no_dynamicbase,
+                       dynamicbase=not no_dynamicbase, macos_version=macos_version or "11.0",
+                       codesign=codesign,
                        log=(lambda line: err.print(line, markup=False)) if verbose else None)
 
         def go():

@@ -61,6 +61,9 @@ class Options(msgspec.Struct):
     file_align: int | None = None
     subsystem: str = "console"
     dynamicbase: bool = True
+    # -H macho: LC_BUILD_VERSION's minos, and the ad-hoc code signature (None: the arch's)
+    macos_version: str = "11.0"
+    codesign: bool | None = None
     log: object = None          # called with a line to show the user (-v), or None
     # A minild.readahead.ReadAhead the CLI started before importing numpy: the
     # documents it decoded are not decoded again.

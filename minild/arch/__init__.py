@@ -103,6 +103,23 @@ class PeArch(msgspec.Struct, frozen=True):
     fixed: tuple[str, ...]
 
 
+class MachoArch(msgspec.Struct, frozen=True):
+    """MachoArch is the Mach-O part of an arch (ld64's and lld's MachO targets,
+    Go's Hdarwin): CPU type, page size, the import stub, and which
+    relocations need a rebase when dyld slides the image."""
+
+    cputype: int
+    cpusubtype: int
+    page: int                # segment alignment in memory and in the file
+    # An import stub, `jmp *got[NAME]`: code and relocations (offset, Howto
+    # name, addend) against NAME's __got slot.
+    stub: bytes
+    stub_relocs: tuple[tuple[int, str, int], ...]
+    rebased: tuple[str, ...]  # absolute pointer-size relocations: one rebase each
+    fixed: tuple[str, ...]    # absolute ones a PIE cannot express: refused
+    sign: bool               # an ad-hoc code signature by default (arm64: the kernel requires it)
+
+
 class Arch(msgspec.Struct):
     """Arch is one target as the pipeline sees it (Go: ld.Arch)."""
 
@@ -115,6 +132,7 @@ class Arch(msgspec.Struct):
     elf: ElfArch | None = None
     plan9: Plan9Arch | None = None
     pe: PeArch | None = None
+    macho: MachoArch | None = None
     # Hooks (documented in this module's docstring).
     linker_symbols: dict[str, Callable] | None = None
     check: Callable | None = None
@@ -138,7 +156,7 @@ class Arch(msgspec.Struct):
     def part(self, fmt: str):
         """part returns the arch's part for a format's part name (Format.part),
         or None: the arch cannot be linked to that format."""
-        return {"elf": self.elf, "plan9": self.plan9, "pe": self.pe}[fmt]
+        return {"elf": self.elf, "plan9": self.plan9, "pe": self.pe, "macho": self.macho}[fmt]
 
 
 def names() -> list[str]:

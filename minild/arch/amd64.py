@@ -17,7 +17,7 @@ link does not build: they are unknown types here and rejected at load time.
 """
 
 from ..reloc import NO_ELF, Howto, absolute, either, none, pcrel, rva, signed, unsigned
-from . import Arch, ElfArch, PeArch, Plan9Arch
+from . import Arch, ElfArch, MachoArch, PeArch, Plan9Arch
 
 ELF_MACHINE = 62          # EM_X86_64
 ELF_CLASS = 64
@@ -34,6 +34,14 @@ PE = PeArch(machine=0x8664, image_base=0x140000000,
             thunk_relocs=((2, "R_X86_64_PC32", -4),),
             rebased=("R_X86_64_64",),
             fixed=("R_X86_64_32", "R_X86_64_32S", "R_X86_64_16", "R_X86_64_8"))
+
+# Mach-O (ld64: 4 KiB pages on x86_64; a stub is a 6-byte jmp through __got).
+MACHO = MachoArch(cputype=0x01000007, cpusubtype=3, page=0x1000,
+                  stub=b"\xff\x25\x00\x00\x00\x00",             # jmp *NAME@GOT(%rip)
+                  stub_relocs=((2, "R_X86_64_PC32", -4),),
+                  rebased=("R_X86_64_64",),
+                  fixed=("R_X86_64_32", "R_X86_64_32S", "R_X86_64_16", "R_X86_64_8"),
+                  sign=False)
 
 # plan 9 (Go's cmd/link/internal/amd64/obj.go, archinit's Hplan9 case: HEADR =
 # 32 + 8, INITTEXT = 0x200000 + HEADR, INITRND = 0x200000; Plan9Magic 4*26*26+7
@@ -60,5 +68,5 @@ ARCHES = (
     Arch(name="amd64", ptr_size=ELF_CLASS // 8, order=ORDER, pad=PAD, howtos=HOWTOS,
          elf=ElfArch(machine=ELF_MACHINE, cls=ELF_CLASS, flags=ELF_FLAGS, rela=RELA,
                      text_addr=TEXT_ADDR, round=PAGE_SIZE, triple="x86_64-linux-gnu"),
-         plan9=PLAN9, pe=PE),
+         plan9=PLAN9, pe=PE, macho=MACHO),
 )

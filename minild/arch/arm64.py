@@ -31,7 +31,7 @@ need tables a static minild link does not build: unknown types here.
 import numpy as np
 
 from ..reloc import NO_ELF, Howto, absolute, either, none, pcrel, rva, signed, unsigned
-from . import Arch, ElfArch, PeArch
+from . import Arch, ElfArch, MachoArch, PeArch
 
 ELF_MACHINE = 183         # EM_AARCH64
 ELF_CLASS = 64
@@ -103,6 +103,13 @@ PE = PeArch(machine=0xAA64, image_base=0x140000000,
                    "R_AARCH64_MOVW_UABS_G1_NC", "R_AARCH64_MOVW_UABS_G2",
                    "R_AARCH64_MOVW_UABS_G2_NC", "R_AARCH64_MOVW_UABS_G3"))
 
+# Mach-O (ld64: 16 KiB pages on arm64; a stub is adrp/ldr/br through __got).
+MACHO = MachoArch(cputype=0x0100000C, cpusubtype=0, page=0x4000,
+                  stub=PE.thunk,   # adrp x16, NAME@GOT@PAGE; ldr x16, [x16, @PAGEOFF]; br x16
+                  stub_relocs=((0, "R_AARCH64_ADR_PREL_PG_HI21", 0),
+                               (4, "R_AARCH64_LDST64_ABS_LO12_NC", 0)),
+                  rebased=("R_AARCH64_ABS64",), fixed=PE.fixed, sign=True)
+
 HOWTOS = [
     Howto("R_AARCH64_NONE", 0, 0, none),
     Howto("R_AARCH64_ABS64", 257, 8, absolute),
@@ -140,5 +147,5 @@ ARCHES = (
     Arch(name="arm64", ptr_size=ELF_CLASS // 8, order=ORDER, pad=PAD, howtos=HOWTOS,
          elf=ElfArch(machine=ELF_MACHINE, cls=ELF_CLASS, flags=ELF_FLAGS, rela=RELA,
                      text_addr=TEXT_ADDR, round=PAGE_SIZE, triple="aarch64-linux-gnu"),
-         pe=PE),
+         pe=PE, macho=MACHO),
 )

@@ -41,7 +41,7 @@ import msgspec
 from ..vocab import SegmentPlan
 
 # -H name -> module name.
-_MODULES = {"elf": "elf", "pe": "pe", "plan9": "plan9"}
+_MODULES = {"elf": "elf", "macho": "macho", "pe": "pe", "plan9": "plan9"}
 # Formats chosen by other flags than -H (--externallink writes "elfrel").
 _INTERNAL = {"elfrel": "elfrel"}
 
