@@ -206,11 +206,6 @@ def link(opts: Options) -> Link:
     with ctx.phase("loadlib"):
         loadlib(ctx)
     fmt = ctx.format
-    part = ctx.arch.part(fmt.part)
-    if part is None:
-        raise usage(f"-H {fmt.name}: the {fmt.name} format is not available for arch "
-                    f"{ctx.arch.name} (the objects' arch); it is for: "
-                    + ", ".join(formats.arches_for(fmt)))
     T, R = fmt.defaults(ctx.arch)
     ctx.text_addr = T if opts.text_addr is None else opts.text_addr
     ctx.round = R if opts.round is None else opts.round
@@ -311,6 +306,11 @@ def loadlib(ctx: Link) -> None:
                     f"{first.arch}")
     d.check()
     ctx.arch = archreg.lookup(first.arch)
+    fmt = ctx.format
+    if ctx.arch.part(fmt.part) is None:   # before resolution: a usage error, not the input's
+        raise usage(f"-H {fmt.name}: the {fmt.name} format is not available for arch "
+                    f"{ctx.arch.name} (the objects' arch); it is for: "
+                    + ", ".join(formats.arches_for(fmt)))
     ctx.objects = objs
 
     with ctx.phase("columns"):

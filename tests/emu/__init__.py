@@ -10,7 +10,7 @@ pe.py     PE/COFF (amd64, x86, arm64): the loader (headers checked, sections map
           .reloc applied at another base, imports bound to kernel32 stubs) and
           GetStdHandle/WriteFile/ExitProcess; pe.run(path, base=None, timeout=10) -> Result
 
-Later formats (macho.py) are sibling modules on top of core.Machine.
+Mach-O (macho.py) are sibling modules on top of core.Machine.
 Needs the `unicorn` package (pip install unicorn).
 """
 

@@ -1,6 +1,6 @@
 """The format-neutral part of the emulation runner: a CPU under unicorn.
 
-A loader for one executable format (plan9.py, pe.py; macho.py later) does
+A loader for one executable format (plan9.py, pe.py, macho.py) does
 what that format's kernel or loader does:
 
     m = Machine("amd64")
@@ -101,11 +101,15 @@ class Trap:
 
     kind: "syscall" (amd64 SYSCALL) or "interrupt" (x86 INT n, arm SWI/SVC, arm64 SVC and
     the CPU exceptions unicorn reports the same way); number: the interrupt
-    number (None for "syscall").
+    number (None for "syscall"); imm: the SWI/SVC instruction's immediate on arm and
+    arm64 (None otherwise, or if the instruction could not be read).
     """
 
     kind: str
     number: int | None = None
+    # arm SWI / arm64 SVC: the instruction's immediate (arm64 `svc #0x80` -> 0x80), read
+    # from the trapping instruction; None elsewhere (x86 INT n has it in `number`).
+    imm: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -416,12 +420,25 @@ class Machine:
             else:
                 is_trap = intno not in self.arch.exceptions  # x86: INT n that is no CPU exception
             if is_trap:
-                self._trap(Trap("interrupt", intno), self.pc - self.arch.trap_len)
+                insn_pc = self.pc - self.arch.trap_len
+                self._trap(Trap("interrupt", intno, self._svc_imm(insn_pc)), insn_pc)
             else:
                 desc = self.arch.exceptions.get(intno, "unexpected interrupt")
                 self.fail(f"CPU exception: {desc} (interrupt {intno})")
         except Exception as e:  # never let an exception escape into unicorn
             self.fail(f"{type(e).__name__}: {e}")
+
+    def _svc_imm(self, insn_pc):
+        """The immediate of the arm SWI / arm64 SVC at insn_pc, or None."""
+        if self.arch.uc_arch not in (unicorn.UC_ARCH_ARM, unicorn.UC_ARCH_ARM64):
+            return None
+        r = self.region_at(insn_pc)
+        if r is None or not r[2] & UC_PROT_READ:
+            return None
+        (w,) = struct.unpack("<I", bytes(self.uc.mem_read(insn_pc, 4)))
+        if self.arch.uc_arch == unicorn.UC_ARCH_ARM64:
+            return (w >> 5) & 0xFFFF if w & 0xFFE0001F == 0xD4000001 else None  # SVC #imm16
+        return w & 0xFFFFFF if (w >> 24) & 0xF == 0xF else None  # SWI/SVC #imm24 (A32)
 
     def _hook_syscall(self, uc, user_data):
         try:
