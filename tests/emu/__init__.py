@@ -10,7 +10,11 @@ pe.py     PE/COFF (amd64, x86, arm64): the loader (headers checked, sections map
           .reloc applied at another base, imports bound to kernel32 stubs) and
           GetStdHandle/WriteFile/ExitProcess; pe.run(path, base=None, timeout=10) -> Result
 
-Mach-O (macho.py) are sibling modules on top of core.Machine.
+macho.py  Mach-O (amd64, arm64): the loader (segments mapped, the image slid, rebases
+          applied, binds to _write/_exit stubs) and the BSD write/exit system calls;
+          macho.run(path, slide=None, timeout=10) -> Result
+
+Each is a sibling module on top of core.Machine.
 Needs the `unicorn` package (pip install unicorn).
 """
 
