@@ -79,12 +79,15 @@ def readelf(path, *flags: str) -> str:
 
 
 def golden(name: str, text: str) -> None:
-    """golden compares text with tests/golden/NAME; MINILD_REGEN_GOLDEN=1 rewrites it."""
+    """golden compares text with tests/golden/NAME. A missing golden file fails the
+    test; MINILD_REGEN_GOLDEN=1 (and only that) writes it, and rewrites a changed
+    one. .ci/run refuses to run with MINILD_REGEN_GOLDEN set (docs/testing.md)."""
     f = GOLDEN / name
-    if REGEN or not f.exists():
-        if not REGEN and os.environ.get("CI"):
-            pytest.fail(f"golden file {f} is missing (regenerate with MINILD_REGEN_GOLDEN=1)")
+    if REGEN:
         f.write_text(text)
+    elif not f.exists():
+        pytest.fail(f"golden file {f} is missing; if this is a new test, write it with "
+                    "MINILD_REGEN_GOLDEN=1 and review it")
     assert text == f.read_text(), f"output differs from golden {f}; if intended, regenerate " \
                                   "with MINILD_REGEN_GOLDEN=1 and review the diff"
 

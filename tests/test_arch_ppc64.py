@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from conftest import (assemble, build, compact_links_the_same, hello_golden, hello_runs,
-                      import_all, link_both, link_refused, minild, objdump, reloc_types)
+                      import_all, link_both, link_hello, link_refused, minild, objdump, readelf,
+                      reloc_types)
 from minild.arch import lookup
 
 ARCHES = ("ppc64", "ppc64le")
@@ -40,10 +41,13 @@ def test_hello_runs(arch, tmp_path):
     hello_runs(arch, tmp_path)
 
 
-def test_elf_header():
-    """Both byte orders are ELFv2 executables for EM_PPC64."""
+def test_elf_header(tmp_path):
+    """Both byte orders are ELFv2 executables for EM_PPC64: read from minild's
+    output, not from the golden dump."""
     for arch, data in (("ppc64", "big endian"), ("ppc64le", "little endian")):
-        text = (Path(__file__).parent / "golden" / f"hello-{arch}.readelf").read_text()
+        d = tmp_path / arch
+        d.mkdir()
+        text = readelf(link_hello(arch, d), "-h")
         assert re.search(r"Machine:\s+PowerPC64", text)
         assert re.search(r"Flags:\s+0x2, abiv2", text)
         assert data in text

@@ -28,6 +28,82 @@ def test_hello_runs_and_matches_golden(tmp_path, archname):
     golden(f"hello-{archname}.readelf", readelf(out))
 
 
+# Every ELF arch's header and stack, from the ELF and psABI documents (not from
+# minild's arch table): class, byte order, e_machine, e_flags.
+ELF_IDENT = {
+    "amd64": (2, "<", 62, 0), "x86": (1, "<", 3, 0),
+    "arm": (1, "<", 40, 0x05000000),                 # EF_ARM_EABI_VER5
+    "arm64": (2, "<", 183, 0),
+    "mips": (1, ">", 8, 0x70001001), "mipsle": (1, "<", 8, 0x70001001),  # 32r2, o32, noreorder
+    "mips64": (2, ">", 8, 0x80000001), "mips64le": (2, "<", 8, 0x80000001),  # 64r2, noreorder
+    "ppc64": (2, ">", 21, 2), "ppc64le": (2, "<", 21, 2),                # ELFv2
+    "riscv64": (2, "<", 243, 5),                     # RVC, double-float ABI
+    "s390x": (2, ">", 22, 0),
+}
+PT_LOAD, PT_GNU_STACK = 1, 0x6474E551
+
+
+def elf_header_and_phdrs(data: bytes):
+    """elf_header_and_phdrs parses the ELF header and program headers with
+    struct alone: (class, order, e_machine, e_flags, [(p_type, p_flags)])."""
+    import struct
+    assert data[:4] == b"\x7fELF"
+    cls, order = data[4], "<" if data[5] == 1 else ">"
+    if cls == 2:
+        machine, = struct.unpack_from(order + "H", data, 18)
+        phoff, = struct.unpack_from(order + "Q", data, 32)
+        flags, _, phentsize, phnum = struct.unpack_from(order + "IHHH", data, 48)
+        ph = [struct.unpack_from(order + "II", data, phoff + k * phentsize) for k in range(phnum)]
+    else:
+        machine, = struct.unpack_from(order + "H", data, 18)
+        phoff, = struct.unpack_from(order + "I", data, 28)
+        flags, _, phentsize, phnum = struct.unpack_from(order + "IHHH", data, 36)
+        ph = [struct.unpack_from(order + "I", data, phoff + k * phentsize)
+              + struct.unpack_from(order + "I", data, phoff + k * phentsize + 24)
+              for k in range(phnum)]
+    return cls, order, machine, flags, ph
+
+
+@pytest.mark.parametrize("archname", sorted(ELF_IDENT))
+def test_elf_header_and_stack_of_every_arch(tmp_path, archname):
+    """minild's own output, read directly: the ELF class, byte order, e_machine
+    and e_flags of the arch, loadable segments, and a PT_GNU_STACK that is
+    read-write and not executable."""
+    out = tmp_path / "hello"
+    minild("link", EXAMPLES / "hello" / f"{archname}.obj", "-o", out)
+    cls, order, machine, flags, ph = elf_header_and_phdrs(out.read_bytes())
+    assert (cls, order, machine, flags) == ELF_IDENT[archname]
+    stacks = [f for t, f in ph if t == PT_GNU_STACK]
+    assert stacks == [6], f"PT_GNU_STACK flags {stacks} (want RW = 6)"
+    assert any(t == PT_LOAD for t, _ in ph)
+
+
+def test_golden_files_are_strict(tmp_path, monkeypatch):
+    """A missing golden file fails the test instead of being written, and a
+    different text fails too; only MINILD_REGEN_GOLDEN=1 writes."""
+    import conftest
+    monkeypatch.setattr(conftest, "GOLDEN", tmp_path)
+    monkeypatch.setattr(conftest, "REGEN", False)
+    with pytest.raises(pytest.fail.Exception, match="missing"):
+        conftest.golden("nope.readelf", "text")
+    assert not (tmp_path / "nope.readelf").exists()
+    (tmp_path / "g").write_text("old")
+    with pytest.raises(AssertionError, match="differs from golden"):
+        conftest.golden("g", "new")
+    monkeypatch.setattr(conftest, "REGEN", True)
+    conftest.golden("g", "new")
+    assert (tmp_path / "g").read_text() == "new"
+
+
+def test_ci_refuses_to_regenerate_golden_files():
+    """.ci/run stops before running anything when MINILD_REGEN_GOLDEN is set."""
+    ci = Path(__file__).resolve().parent.parent / ".ci" / "run"
+    for value in ("1", "0", ""):
+        p = subprocess.run(["bash", str(ci)], capture_output=True, text=True,
+                           env=dict(os.environ, MINILD_REGEN_GOLDEN=value), timeout=30)
+        assert p.returncode == 2 and "MINILD_REGEN_GOLDEN" in p.stderr, p.stderr
+
+
 def test_multi_object_example_runs(tmp_path):
     out = tmp_path / "multi"
     minild("link", *MULTI, "-o", out)
