@@ -14,6 +14,8 @@ after its relocations are applied, since there is no mapping to edit later.
 
 from __future__ import annotations
 
+import os
+
 import msgspec
 import numpy as np
 
@@ -21,11 +23,13 @@ from . import workers
 from .errors import Diagnostics
 from .reloc import Problem, apply_block
 
-BLOCK_SIZE = 1 << 20
+# MINILD_BLOCK_SIZE and MINILD_FORK_BLOCKS lower these two for the tests: a
+# small link forked from the CLI (docs/testing.md).
+BLOCK_SIZE = int(os.environ.get("MINILD_BLOCK_SIZE", 1 << 20))
 # Fewer blocks than this are written in-process: a fork costs more than
 # writing a few MB of blocks takes, so a medium-sized output gains nothing
 # from it (measured: docs/performance.md, 'Figures behind the code').
-FORK_BLOCKS = 16
+FORK_BLOCKS = int(os.environ.get("MINILD_FORK_BLOCKS", 16))
 # The parent writes this many times a child's share of the blocks. A child's
 # first write to each page of the heap it inherited is a copy-on-write fault,
 # and its numpy temporaries reuse that heap, so a child takes longer per

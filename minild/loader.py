@@ -100,7 +100,8 @@ def _build(path: str, doc: Readable | Compact, bulk: bool) -> Object:
 
 
 # Below this much work (bytes of input), a forked reader costs more than it saves.
-FORK_LOAD_BYTES = 16 << 20
+# MINILD_FORK_LOAD_BYTES lowers it for the tests (docs/testing.md).
+FORK_LOAD_BYTES = int(os.environ.get("MINILD_FORK_LOAD_BYTES", 16 << 20))
 # The parent reads this many times a child's share: a child also copies its
 # results into shared memory, so with too small a share the parent finishes
 # first and waits for its child (measured: docs/performance.md, 'Figures

@@ -20,6 +20,9 @@ from typing import Callable
 # byte-identical to -j1, and faster on the large benchmark
 # (docs/performance.md), so the default is parallel.
 DEFAULT_JOBS = min(os.cpu_count() or 1, 4)
+# MINILD_FORK_LOG=FILE: each forked child appends "MODULE LO HI STATUS" to FILE
+# when its share ends, so that a test can see that a link forked (docs/testing.md).
+FORK_LOG = os.environ.get("MINILD_FORK_LOG")
 
 
 def shares(n: int, parts: int) -> list[tuple[int, int]]:
@@ -63,6 +66,8 @@ def fork_map(n: int, jobs: int, run: Callable[[int, int], bool],
             try:
                 code = 0 if run(lo, hi) else 2
             finally:
+                if FORK_LOG:
+                    _log(f"{run.__module__} {lo} {hi} {code}\n")
                 os._exit(code)
         children.append((pid, (lo, hi)))
     try:
@@ -72,3 +77,11 @@ def fork_map(n: int, jobs: int, run: Callable[[int, int], bool],
         # go on writing into a file the parent is about to remove.
         status = [(os.waitpid(pid, 0)[1], share) for pid, share in children]
     return redo + [share for code, share in status if code != 0]
+
+
+def _log(line: str) -> None:
+    fd = os.open(FORK_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
