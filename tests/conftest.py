@@ -38,10 +38,12 @@ ARCHES = {
 }
 
 
-def minild(*args, check=True, cwd=None) -> subprocess.CompletedProcess:
-    """minild runs the CLI in a subprocess, as a user would."""
+def minild(*args, check=True, cwd=None, env=None) -> subprocess.CompletedProcess:
+    """minild runs the CLI in a subprocess, as a user would (env: variables
+    added to the environment)."""
     p = subprocess.run([sys.executable, "-m", "minild.cli", *map(str, args)],
-                       capture_output=True, text=True, cwd=cwd)
+                       capture_output=True, text=True, cwd=cwd,
+                       env=dict(os.environ, **env) if env else None)
     if check and p.returncode != 0:
         raise AssertionError(f"minild {' '.join(map(str, args))} failed ({p.returncode}):\n"
                              f"{p.stdout}{p.stderr}")

@@ -245,6 +245,87 @@ def test_deterministic_with_small_blocks_through_the_api(tmp_path, monkeypatch):
     assert outs[0] == outs[1] == outs[2]
 
 
+# Thresholds lowered so that MULTI forks from the CLI: one block per input
+# section, forked writers from 2 blocks, forked readers for any input.
+FORK_ENV = {"MINILD_BLOCK_SIZE": "1", "MINILD_FORK_BLOCKS": "2", "MINILD_FORK_LOAD_BYTES": "0"}
+
+
+def forks(log: Path) -> list[tuple[str, int, int, int]]:
+    """forks reads MINILD_FORK_LOG: (module, lo, hi, exit status) per forked child."""
+    if not log.exists():
+        return []
+    return [(m, int(lo), int(hi), int(c))
+            for m, lo, hi, c in (line.split() for line in log.read_text().splitlines())]
+
+
+def counting_program(d: Path, n: int = 8) -> list[Path]:
+    """counting_program writes n+1 amd64 objects: f1..fn each add k to a counter
+    in bss, through a pointer table in .data; _start calls each directly and
+    through the table, then exits with the counter (2 * n(n+1)/2)."""
+    def obj(name, text, relocs, symbols, extra=()):
+        (d / name).write_text(json.dumps({
+            "version": 1, "encoding": "readable", "arch": "amd64",
+            "sections": [{"name": ".text", "kind": "text", "data": text.hex(" "),
+                          "relocs": relocs}, *extra], "symbols": symbols}))
+        return d / name
+    objs = []
+    for k in range(1, n + 1):   # add dword [rip+counter], k; ret
+        objs.append(obj(f"f{k}.obj", bytes([0x83, 0x05, 0, 0, 0, 0, k, 0xC3]),
+                        [{"offset": 2, "type": "R_X86_64_PC32", "symbol": "counter",
+                          "addend": -5}],
+                        [{"name": f"f{k}", "section": ".text"}, {"name": "counter"}]))
+    text, relocs = b"", []
+    for k in range(1, n + 1):   # call fk; call [rip+table+8(k-1)]
+        relocs.append({"offset": len(text) + 1, "type": "R_X86_64_PLT32", "symbol": f"f{k}",
+                       "addend": -4})
+        relocs.append({"offset": len(text) + 7, "type": "R_X86_64_PC32", "symbol": "table",
+                       "addend": 8 * (k - 1) - 4})
+        text += bytes.fromhex("e8 00000000 ff15 00000000")
+    relocs.append({"offset": len(text) + 2, "type": "R_X86_64_PC32", "symbol": "counter",
+                   "addend": -4})   # mov edi, [rip+counter]; mov eax, 60; syscall
+    text += bytes.fromhex("8b3d 00000000 b8 3c000000 0f05")
+    table = {"name": ".data", "kind": "data", "align": 8, "data": "00 " * (8 * n),
+             "relocs": [{"offset": 8 * (k - 1), "type": "R_X86_64_64", "symbol": f"f{k}"}
+                        for k in range(1, n + 1)]}
+    bss = {"name": ".bss", "kind": "bss", "align": 4, "size": 4}
+    return [obj("main.obj", text, relocs,
+                [{"name": "_start", "section": ".text"}, {"name": "counter", "section": ".bss"},
+                 {"name": "table", "section": ".data", "binding": "local"}]
+                + [{"name": f"f{k}"} for k in range(1, n + 1)], (table, bss))] + objs
+
+
+def test_cli_jobs_really_fork(tmp_path):
+    """The CLI's -j forks readers and block writers (MINILD_FORK_LOG says so),
+    each child finishes its share, and -j1, -j2, -j4 and --no-mmap write the
+    same bytes, which run to the exit status they compute."""
+    objs = counting_program(tmp_path)
+    outs = {}
+    for name, flags in {"j1": ["-j1"], "j2": ["-j2"], "j4": ["-j4"],
+                        "nommap-j2": ["--no-mmap", "-j2"]}.items():
+        out, log = tmp_path / f"out-{name}", tmp_path / f"forks-{name}"
+        minild("link", *objs, "-o", out, *flags, env=dict(FORK_ENV, MINILD_FORK_LOG=str(log)))
+        outs[name] = out.read_bytes()
+        f = forks(log)
+        if name == "j1":
+            assert f == [], f
+            continue
+        jobs = 4 if name == "j4" else 2
+        readers = [x for x in f if x[0] == "minild.loader"]
+        writers = [x for x in f if x[0] == "minild.asmb"]
+        assert len(readers) == len(writers) == jobs - 1, f
+        # Every child had a share and did it (none handed back to the parent).
+        assert all(c == 0 and hi > lo for _, lo, hi, c in f), f
+        p = run_output("amd64", out)
+        assert (p.stdout, p.returncode) == (b"", 72)
+    for name, data in outs.items():
+        assert data == outs["j1"], name
+    # The default thresholds: a link this small forks nothing.
+    log = tmp_path / "forks-default"
+    minild("link", *objs, "-o", tmp_path / "out-default", "-j4",
+           env={"MINILD_FORK_LOG": str(log)})
+    assert forks(log) == [] and (tmp_path / "out-default").read_bytes() == outs["j1"]
+
+
 def test_map_text_and_json(tmp_path):
     out = tmp_path / "m"
     minild("link", *MULTI, "-o", out, "-M", tmp_path / "map.txt")
