@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import stat
 from typing import Literal, Union
 
 import msgspec
@@ -127,12 +128,20 @@ def decode(path: str) -> Readable | Compact:
     schema, not yet the checks that need the whole document (loader). Raises
     LinkError."""
     try:
-        f = open(path, "rb")
+        # O_NONBLOCK: opening a FIFO with no writer must not wait for one
+        # (a regular file ignores the flag); anything else is refused below.
+        f = os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)),
+                      "rb")
     except OSError as e:
         raise fail(f"cannot open {path}: {e.strerror}")
     with f:
         try:
-            size = os.fstat(f.fileno()).st_size
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise fail(f"{path}: not a regular file ({not_regular(st.st_mode)})")
+            size = st.st_size
+            if not size:
+                raise fail(f"{path}: not a minild object: the file is empty")
             # Decode straight from a read-only mapping: no copy of the file in the heap.
             buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
         except (OSError, ValueError) as e:
@@ -150,6 +159,10 @@ def decode(path: str) -> Readable | Compact:
             raise fail(f"{path}: invalid object: {m}")
         except msgspec.DecodeError as e:
             raise fail(f"{path}: not a minild object: {e}")
+        except RecursionError:
+            # msgspec recurses once per level of nesting: a tiny file nested a
+            # thousand levels deep would otherwise be an internal error.
+            raise fail(f"{path}: invalid object: {too_deep(buf)}") from None
         finally:
             if isinstance(buf, mmap.mmap):
                 buf.close()
@@ -157,6 +170,46 @@ def decode(path: str) -> Readable | Compact:
         raise fail(f"{path}: $.version: unsupported object format version {doc.version}; "
                    f"expected {FORMAT_VERSION}")
     return doc
+
+
+def not_regular(mode: int) -> str:
+    """not_regular names what a file that is not a regular file is."""
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+# Objects nest a few levels deep (docs/object-format.md); a document nested
+# deeper than this is refused where it passes the limit.
+MAX_DEPTH = 64
+
+
+def too_deep(buf) -> str:
+    """too_deep locates where a document nests more than MAX_DEPTH levels
+    (called only after msgspec gave up on its nesting)."""
+    depth, instr, esc = 0, False, False
+    for i, c in enumerate(bytes(buf)):
+        if instr:
+            if esc:
+                esc = False
+            elif c == 0x5C:    # backslash
+                esc = True
+            elif c == 0x22:
+                instr = False
+        elif c == 0x22:
+            instr = True
+        elif c in (0x5B, 0x7B):   # [ {
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = bytes(buf[:i]).count(b"\n") + 1
+                return (f"JSON nested more than {MAX_DEPTH} levels deep, at byte {i} "
+                        f"(line {line}); objects nest a few levels")
+        elif c in (0x5D, 0x7D):
+            depth -= 1
+    return "JSON nested too deeply"
 
 
 def msgspec_message(e: msgspec.ValidationError) -> str:

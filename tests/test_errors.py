@@ -5,11 +5,14 @@ left untouched with no temporary file beside it."""
 import base64
 import json
 import os
+import re
 import stat
+import subprocess
+import sys
 
 import pytest
 
-from conftest import EXAMPLES, minild
+from conftest import EXAMPLES, minild, tool
 
 HELLO = json.loads((EXAMPLES / "hello" / "amd64.obj").read_text())
 
@@ -231,21 +234,21 @@ def test_output_directory_not_writable(tmp_path):
     d.mkdir()
     out = d / "out"
     out.write_bytes(b"old")
+    cmd = [sys.executable, "-m", "minild.cli", "link", str(EXAMPLES / "hello" / "amd64.obj"),
+           "-o", str(out)]
     if os.geteuid() == 0:
-        # root ignores permission bits: make the directory unwritable with a
-        # read-only bind mount when possible, else use a read-only file system.
-        target = "/proc/sys/minild-out"
-        p = minild("link", EXAMPLES / "hello" / "amd64.obj", "-o", target, check=False)
-        assert p.returncode == 1 and f"cannot create output file {target}" in p.stderr
-        assert "Traceback" not in p.stderr
-        return
+        # root ignores permission bits: run minild as root without the
+        # capabilities that override them (util-linux's setpriv).
+        cmd = [tool("setpriv"), "--bounding-set", "-dac_override,-dac_read_search,-fowner",
+               *cmd]
     d.chmod(stat.S_IRUSR | stat.S_IXUSR)
     try:
-        p = minild("link", EXAMPLES / "hello" / "amd64.obj", "-o", out, check=False)
+        p = subprocess.run(cmd, capture_output=True, text=True)
     finally:
         d.chmod(0o755)
-    assert p.returncode == 1 and "cannot create output file" in p.stderr
-    assert out.read_bytes() == b"old"
+    assert p.returncode == 1 and f"cannot create output file {out}" in p.stderr, p.stderr
+    assert "Permission denied" in p.stderr and "Traceback" not in p.stderr
+    assert out.read_bytes() == b"old" and os.listdir(d) == ["out"]
 
 
 def test_output_is_a_directory(tmp_path):
@@ -377,3 +380,169 @@ def test_bounds_ok(case, chunk, monkeypatch):
                    np.array([r[1] for r in rels], np.int32),
                    np.array([a.index[r[2]] for r in rels], np.int16))
     assert ok == case[4]
+
+
+# --- contracts of the CLI ---------------------------------------------------
+
+def patched_cli(code: str, *args, env=None) -> subprocess.CompletedProcess:
+    """patched_cli runs the minild CLI after CODE (Python that patches minild,
+    to make a failure that no input makes: a bug, a refused mapping, a failing
+    write)."""
+    prog = (f"import sys\n{code}\nsys.argv = ['minild', *{[str(a) for a in args]!r}]\n"
+            "from minild.cli import main\nmain()\n")
+    return subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True,
+                          env=dict(os.environ, **(env or {})))
+
+
+BUG = """
+import minild.link
+def boom(*a, **k):
+    raise ZeroDivisionError("boom")
+minild.link.address = boom
+"""
+
+
+def test_internal_error_exit_3_one_line(tmp_path):
+    """A bug (any exception but a LinkError) exits 3 with one line and no
+    traceback; MINILD_TRACEBACK=1 shows the traceback."""
+    out = tmp_path / "out"
+    out.write_bytes(b"old")
+    env = {k: v for k, v in os.environ.items() if k != "MINILD_TRACEBACK"}
+    prog = (f"import sys\n{BUG}\nsys.argv = ['minild', 'link', "
+            f"{str(EXAMPLES / 'hello' / 'amd64.obj')!r}, '-o', {str(out)!r}]\n"
+            "from minild.cli import main\nmain()\n")
+    p = subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True, env=env)
+    assert p.returncode == 3, p.stderr
+    assert p.stderr == ("minild: internal error (a bug in minild, please report it): "
+                        "ZeroDivisionError: boom\n"), p.stderr
+    assert out.read_bytes() == b"old"
+    p = subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True,
+                       env=dict(env, MINILD_TRACEBACK="1"))
+    assert p.returncode != 0 and "Traceback (most recent call last)" in p.stderr
+    assert "ZeroDivisionError: boom" in p.stderr and "in boom" in p.stderr
+    assert out.read_bytes() == b"old"
+
+
+def test_undefined_reference_cap(tmp_path):
+    """An undefined symbol lists its first 50 references, then one line
+    'referenced N more times' (lld's shape)."""
+    o = obj()
+    o["sections"][0]["data"] = "00 " * 4 * 53
+    o["sections"][0]["relocs"] = [{"offset": 4 * k, "type": "R_X86_64_32", "symbol": "nowhere"}
+                                  for k in range(53)]
+    bad = tmp_path / "bad.obj"
+    bad.write_text(json.dumps(o))
+    p = minild("link", bad, "-o", tmp_path / "out", check=False)
+    assert p.returncode == 1
+    lines = p.stderr.splitlines()
+    assert lines[0] == "error: undefined symbol: nowhere"
+    assert lines[1:51] == [f">>> referenced by {bad}:(.text+{4 * k:#x})" for k in range(50)]
+    assert lines[51:] == [">>> referenced 3 more times"], lines[51:]
+    # 50 references: all listed, no count line.
+    o["sections"][0]["relocs"] = o["sections"][0]["relocs"][:50]
+    bad.write_text(json.dumps(o))
+    p = minild("link", bad, "-o", tmp_path / "out", check=False)
+    assert len(p.stderr.splitlines()) == 51 and "more times" not in p.stderr
+
+
+def test_address_space_overflow(tmp_path):
+    """A segment that ends past the arch's address space is refused (x86:
+    32 bits), before any output file is made."""
+    x86 = EXAMPLES / "hello" / "x86.obj"
+    out = tmp_path / "out"
+    out.write_bytes(b"old")
+    p = minild("link", x86, "-o", out, "-T", "0xfffff000", check=False)
+    check_failed_link(tmp_path, p, out, b"old")
+    assert re.fullmatch(r"error: segment \S+ ends at 0x1[0-9a-f]{8}, past the 32-bit address "
+                        r"space\n", p.stderr), p.stderr
+    # The same text one page lower fits.
+    size = len(json.loads(x86.read_text())["sections"][0]["data"].split())
+    minild("link", x86, "-o", out, "-T", hex((1 << 32) - 0x2000 - size))
+
+
+def test_cannot_map_output_file(tmp_path):
+    """A mapping the system refuses is one located error; the old output stays."""
+    out = tmp_path / "out"
+    out.write_bytes(b"old")
+    p = patched_cli("""
+import errno, minild.outbuf
+def refuse(self, *a, **k):
+    raise OSError(errno.ENOMEM, "Cannot allocate memory")
+minild.outbuf.OutBuf.mmap = refuse
+""", "link", EXAMPLES / "hello" / "amd64.obj", "-o", out)
+    check_failed_link(tmp_path, p, out, b"old")
+    assert p.stderr == f"error: cannot map output file {out}: Cannot allocate memory\n"
+    assert os.listdir(tmp_path) == ["out"]
+
+
+MULTI = [EXAMPLES / "multi" / f"{n}.obj" for n in ("main", "greet", "ops")]
+
+
+def test_failing_map_write_leaves_no_file(tmp_path):
+    """-M whose write fails half way is an error, and no file of any name is
+    left beside it (the old map stays as it was)."""
+    d = tmp_path / "maps"
+    d.mkdir()
+    (d / "m.txt").write_text("old map")
+    p = patched_cli(f"""
+import errno, os
+real = os.write
+def write(fd, data):
+    if os.readlink(f"/proc/self/fd/{{fd}}").startswith({str(d)!r}):
+        real(fd, bytes(data)[:10])
+        raise OSError(errno.ENOSPC, "No space left on device")
+    return real(fd, data)
+os.write = write
+""", "link", *MULTI, "-o", tmp_path / "out", "-M", d / "m.txt")
+    assert p.returncode == 1, p.stderr
+    assert p.stderr == f"error: cannot write map file {d / 'm.txt'}: No space left on device\n"
+    assert os.listdir(d) == ["m.txt"] and (d / "m.txt").read_text() == "old map"
+
+
+# --- failures after the output is mapped: the old output must survive ---------
+
+def test_failure_in_asmb2_keeps_old_output(tmp_path):
+    """A format's asmb2 that fails after writing everything: the old output
+    is untouched and the finished temporary file is removed."""
+    out = tmp_path / "out"
+    out.write_bytes(b"old")
+    p = patched_cli("""
+import msgspec, minild.format.elf as E
+from minild.errors import fail
+real = E.FORMAT.asmb2
+def asmb2(ctx, out):
+    real(ctx, out)
+    raise fail("asmb2 failed on purpose")
+E.FORMAT = msgspec.structs.replace(E.FORMAT, asmb2=asmb2)
+""", "link", *MULTI, "-o", out)
+    check_failed_link(tmp_path, p, out, b"old")
+    assert p.stderr == "error: asmb2 failed on purpose\n"
+    assert os.listdir(tmp_path) == ["out"]
+
+
+@pytest.mark.parametrize("flags", [["-j1"], ["-j3"], ["-j3", "--no-mmap"]])
+def test_relocation_error_in_forked_writers_keeps_old_output(tmp_path, flags):
+    """Relocation errors found while blocks are written into the mapped
+    output, by forked writers (MINILD_FORK_LOG shows that they ran): the
+    error, the old output untouched, nothing left beside it."""
+    secs, syms = [], [{"name": "_start", "section": ".t0"},
+                      {"name": "far", "section": "*ABS*", "value": 0x200000000}]
+    for k in range(6):
+        secs.append({"name": f".t{k}", "kind": "text", "data": "e8 00 00 00 00",
+                     "relocs": [{"offset": 1, "type": "R_X86_64_PLT32",
+                                 "symbol": "far" if k in (2, 5) else "_start", "addend": -4}]})
+    f = tmp_path / "many.obj"
+    f.write_text(json.dumps({"version": 1, "encoding": "readable", "arch": "amd64",
+                             "sections": secs, "symbols": syms}))
+    out, log = tmp_path / "out", tmp_path.parent / f"{tmp_path.name}.forks"
+    out.write_bytes(b"old")
+    p = minild("link", f, "-o", out, *flags, check=False,
+               env={"MINILD_BLOCK_SIZE": "1", "MINILD_FORK_BLOCKS": "2",
+                    "MINILD_FORK_LOG": str(log)})
+    check_failed_link(tmp_path, p, out, b"old")
+    assert p.stderr.count("out of range") == 2 and ".t2+0x1" in p.stderr
+    assert ".t5+0x1" in p.stderr
+    writers = [line.split() for line in log.read_text().splitlines()] if log.exists() else []
+    if flags != ["-j1"]:
+        assert len(writers) == 2 and {w[0] for w in writers} == {"minild.asmb"}, writers
+    assert sorted(os.listdir(tmp_path)) == ["many.obj", "out"]
