@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 
 from .errors import InternalError
+from .outfile import write_all
 
 POPULATE = getattr(mmap, "MAP_POPULATE", 0)
 
@@ -154,7 +155,7 @@ class OutBuf:
         """write puts data at the current offset and advances it."""
         n = len(data)
         if self.mode == "buffered":
-            os.pwrite(self.fd, data, self.off)
+            write_all(self.fd, data, self.off)
         else:
             pos, b = self.write_loc(n)
             b[pos:pos + n] = data
@@ -179,4 +180,6 @@ class OutBuf:
     def commit(self, start: int, arr: np.ndarray) -> None:
         """commit writes a block filled by the caller, when it is not in the mapping."""
         if self.mode == "buffered":
-            os.pwrite(self.fd, memoryview(arr), start)
+            # pwrite may write less than asked (a nearly full disk, a file-size
+            # limit): write_all loops until all is written or a write fails.
+            write_all(self.fd, memoryview(arr), start)
