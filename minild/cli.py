@@ -91,12 +91,39 @@ def run(fn, *args, **kw):
         sys.exit(3)
     except KeyboardInterrupt:
         sys.exit(130)
+    except MemoryError:   # before Exception: not a bug (docs/reliability.md)
+        out_of_memory()
     except Exception as e:  # a bug: say so in one line; MINILD_TRACEBACK=1 shows where
         if os.environ.get("MINILD_TRACEBACK"):
             raise
         err.print(f"minild: internal error (a bug in minild, please report it): "
                   f"{type(e).__name__}: {e}", markup=False)
         sys.exit(3)
+
+
+def out_of_memory(detail: str = "") -> None:
+    """out_of_memory says so, plainly (rich may not load), and exits 1."""
+    sys.stderr.write(f"error: out of memory{detail}\n")
+    sys.stderr.flush()
+    os._exit(1)
+
+
+def load(module: str, *names: str):
+    """load imports minild.MODULE (numpy with it) inside the error handling:
+    under a memory limit (ulimit -v) the import itself may fail, with a
+    MemoryError, or an ImportError or other error from numpy's import
+    machinery; that is "out of memory" (exit 1), not a traceback."""
+    import importlib
+    try:
+        m = importlib.import_module(f"minild.{module}")
+    except MemoryError:
+        out_of_memory(" (while loading the linker)")
+    except Exception as e:
+        if heap.headroom() is not None:
+            out_of_memory(f" (while loading the linker, under a memory limit: "
+                          f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
+        raise
+    return [getattr(m, n) for n in names]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -210,8 +237,8 @@ def link_cmd(objects, output, entry, headtype, text_addr, round_, strip, jobs, n
     size = readahead.sizes(list(objects))
     ahead = readahead.start(list(objects), jobs, size)
     try:
-        heap.tune(sum(s for s in size if s is not None))
-        from .link import Options, link
+        run(heap.tune, sum(s for s in size if s is not None))
+        Options, link = run(load, "link", "Options", "link")
 
         opts = Options(objects=list(objects), output=output, entry=entry, headtype=headtype,
                        text_addr=text_addr, round=round_, strip=strip, jobs=jobs,
@@ -265,7 +292,7 @@ def print_bench(b) -> None:
 @click.argument("obj", type=click.Path(dir_okay=False))
 def inspect_cmd(obj):
     """Show an object's sections, symbols, imports and relocations as tables."""
-    from .loader import read_object
+    read_object, = run(load, "loader", "read_object")
 
     o = run(read_object, obj)
     run(_show_object, obj, o)
@@ -319,7 +346,7 @@ def _show_object(path, o) -> None:
 @click.option("--compact", is_flag=True, help="Write the compact encoding (base64 columns).")
 def import_cmd(elf_objects, output, compact):
     """Turn ELF relocatable objects (.o from GNU as, gcc or clang) into minild objects."""
-    from .importer import import_files
+    import_files, = run(load, "importer", "import_files")
 
     run(import_files, list(elf_objects), output, compact)
 

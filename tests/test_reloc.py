@@ -29,7 +29,9 @@ def run(archname, rtype, S, A, P, before=b"\xaa" * 8):
     ("amd64", "R_X86_64_16", 0, -2, 0, bytes.fromhex("feffaaaaaaaaaaaa")),
     ("amd64", "R_X86_64_PC16", 0x1000, 0, 0x1010, bytes.fromhex("f0ffaaaaaaaaaaaa")),
     ("amd64", "R_X86_64_8", 0xff, 0, 0, bytes.fromhex("ffaaaaaaaaaaaaaa")),
-    ("amd64", "R_X86_64_PC8", 0x1000, 0, 0x1080, None),  # -128: fits
+    ("amd64", "R_X86_64_PC8", 0x1000, 0, 0x1080, bytes.fromhex("80aaaaaaaaaaaaaa")),  # -128
+    ("amd64", "R_X86_64_PC8", 0x107f, 0, 0x1000, bytes.fromhex("7faaaaaaaaaaaaaa")),  # 127
+    ("amd64", "R_X86_64_PC8", 0x1010, -3, 0x1000, bytes.fromhex("0daaaaaaaaaaaaaa")),
     ("amd64", "R_X86_64_PC64", 0x1000, 0, 0x2000, bytes.fromhex("00f0ffffffffffff")),
     ("amd64", "R_X86_64_NONE", 0x1000, 0, 0x2000, b"\xaa" * 8),
     ("x86", "R_386_32", 0x8049000, 4, 0, bytes.fromhex("04900408aaaaaaaa")),
@@ -157,3 +159,77 @@ def test_gather_reads_places_at_any_offset(size, order):
             for o in off.tolist()]
     got = gather(buf, off, size, order)
     assert got.dtype == np.uint64 and got.tolist() == want
+
+
+# Short branches and their kin at the edges of their ranges: the instruction
+# word each edge must give (from the ISA manuals' field layouts, worked out by
+# hand: not from minild's tables), and the values one step past each edge,
+# which must be refused. (ppc64's REL14 and REL24: test_arch_ppc64.py's
+# test_branch_range_edges; arm's JUMP24/CALL: test_arch_arm.py.)
+P0 = 0x10000
+EDGES = [
+    # arch, type, bytes of the place, base word, [(value, word or None: refused)]
+    ("arm64", "R_AARCH64_CONDBR19", 4, 0x54000000,      # b.eq
+     [((1 << 20) - 4, 0x547FFFE0), (-(1 << 20), 0x54800000), (4, 0x54000020),
+      (1 << 20, None), (-(1 << 20) - 4, None), (6, None)]),
+    ("arm64", "R_AARCH64_TSTBR14", 4, 0x36000000,       # tbz w0, #0
+     [((1 << 15) - 4, 0x3603FFE0), (-(1 << 15), 0x36040000), (-4, 0x3607FFE0),
+      (1 << 15, None), (-(1 << 15) - 4, None), (2, None)]),
+    ("arm64", "R_AARCH64_JUMP26", 4, 0x14000000,        # b
+     [((1 << 27) - 4, 0x15FFFFFF), (-(1 << 27), 0x16000000), (1 << 27, None),
+      (-(1 << 27) - 4, None)]),
+    ("arm64", "R_AARCH64_CALL26", 4, 0x94000000,        # bl
+     [((1 << 27) - 4, 0x95FFFFFF), (-(1 << 27), 0x96000000), (1 << 27, None),
+      (-(1 << 27) - 4, None)]),
+    ("arm64", "R_AARCH64_LD_PREL_LO19", 4, 0x58000000,  # ldr x0, literal
+     [((1 << 20) - 4, 0x587FFFE0), (-(1 << 20), 0x58800000), (1 << 20, None),
+      (-(1 << 20) - 4, None)]),
+    ("arm64", "R_AARCH64_ADR_PREL_LO21", 4, 0x10000000,  # adr x0
+     [((1 << 20) - 1, 0x707FFFE0), (-(1 << 20), 0x10800000), (1, 0x30000000),
+      (1 << 20, None), (-(1 << 20) - 1, None)]),
+    ("mips", "R_MIPS_PC16", 4, 0x10000000,              # beq $0, $0
+     [((1 << 17) - 4, 0x10007FFF), (-(1 << 17), 0x10008000), (1 << 17, None),
+      (-(1 << 17) - 4, None), (2, None)]),
+    ("mips64", "R_MIPS_PC16", 4, 0x10000000,
+     [((1 << 17) - 4, 0x10007FFF), (-(1 << 17), 0x10008000), (1 << 17, None),
+      (-(1 << 17) - 4, None)]),
+    ("riscv64", "R_RISCV_BRANCH", 4, 0x00000063,        # beq x0, x0
+     [(4094, 0x7E000FE3), (-4096, 0x80000063), (8, 0x00000463), (4096, None),
+      (-4098, None), (3, None)]),
+    ("riscv64", "R_RISCV_JAL", 4, 0x0000006F,           # jal x0
+     [((1 << 20) - 2, 0x7FFFF06F), (-(1 << 20), 0x8000006F), (1 << 20, None),
+      (-(1 << 20) - 2, None)]),
+    ("riscv64", "R_RISCV_RVC_BRANCH", 2, 0xC001,        # c.beqz s0
+     [(254, 0xCC7D), (-256, 0xD001), (256, None), (-258, None)]),
+    ("riscv64", "R_RISCV_RVC_JUMP", 2, 0xA001,          # c.j
+     [(2046, 0xAFFD), (-2048, 0xB001), (2048, None), (-2050, None)]),
+    ("s390x", "R_390_PC16DBL", 2, 0x0000,               # brc's halfword count
+     [(65534, 0x7FFF), (-65536, 0x8000), (65536, None), (-65538, None), (3, None)]),
+    ("s390x", "R_390_PLT16DBL", 2, 0x0000,
+     [(65534, 0x7FFF), (-65536, 0x8000), (65536, None), (-65538, None)]),
+    ("s390x", "R_390_PC16", 2, 0x0000,
+     [(32767, 0x7FFF), (-32768, 0x8000), (32768, None), (-32769, None)]),
+    ("amd64", "R_X86_64_PC8", 1, 0xAA,
+     [(127, 0x7F), (-128, 0x80), (1, 0x01), (128, None), (-129, None)]),
+    ("amd64", "R_X86_64_PC16", 2, 0xAAAA,
+     [(32767, 0x7FFF), (-32768, 0x8000), (32768, None), (-32769, None)]),
+    ("x86", "R_386_PC8", 1, 0xAA,
+     [(127, 0x7F), (-128, 0x80), (128, None), (-129, None)]),
+    ("x86", "R_386_PC16", 2, 0xAAAA,
+     [(32767, 0x7FFF), (-32768, 0x8000), (32768, None), (-32769, None)]),
+]
+
+
+@pytest.mark.parametrize("archname,rtype,size,base,cases", EDGES,
+                         ids=[f"{e[0]}-{e[1]}" for e in EDGES])
+def test_short_range_edges(archname, rtype, size, base, cases):
+    order = "big" if arch.lookup(archname).order == ">" else "little"
+    for value, want in cases:
+        before = base.to_bytes(size, order) + b"\xaa" * (8 - size)
+        got, probs = run(archname, rtype, P0 + value, 0, P0, before)
+        if want is None:
+            assert len(probs) == 1 and got == before, f"{value}: not refused"
+        else:
+            assert probs == [], f"{value}: refused"
+            assert got == want.to_bytes(size, order) + b"\xaa" * (8 - size), \
+                f"{value}: {got[:size].hex()}, want {want:0{2 * size}x}"
