@@ -92,6 +92,7 @@ def columns(ctx, objs: list[Object]) -> None:
                    for k, m, n in o.imports}
     ctx.relocs = Relocs(sec=rsec, off=cat("rel_off", off_type), type=cat("rel_type", np.int16),
                         sym=rsym, add=cat("rel_add", add_type))
+    _wasm(ctx, objs, symbase, nrel)
 
 
 def rebase(col: np.ndarray, counts: np.ndarray, base: np.ndarray, defined_only=False) -> None:
@@ -106,3 +107,37 @@ def rebase(col: np.ndarray, counts: np.ndarray, base: np.ndarray, defined_only=F
             else:
                 v += b
         pos += n
+
+
+def _wasm(ctx, objs, symbase: np.ndarray, nrel: np.ndarray) -> None:
+    """_wasm joins the objects' wasm parts: one list of function types (each
+    distinct signature once, in first-seen order), each symbol's signature and
+    export name by global id; and it turns each type-index relocation's addend
+    from its object's type index into the link's."""
+    ctx.types, ctx.signatures, ctx.exports = [], {}, {}
+    if not any(o.types or o.signatures or o.exports for o in objs):
+        return
+    index: dict = {}
+    remaps = []
+    for o, base in zip(objs, symbase.tolist()):
+        remap = np.array([index.setdefault(t, len(index)) for t in o.types], np.int64)
+        remaps.append(remap)
+        ctx.signatures.update({base + k: int(remap[t]) for k, t in o.signatures.items()})
+        ctx.exports.update({base + k: name for k, name in o.exports.items()})
+    ctx.types = list(index)
+    t = ctx.arch.index.get("R_WASM_TYPE_INDEX_LEB")
+    if t is None:
+        return
+    r = ctx.relocs
+    lo = 0
+    for remap, n in zip(remaps, nrel.tolist()):
+        sel = np.flatnonzero(r.type[lo:lo + n] == t) + lo
+        if len(sel):
+            bad = (r.add[sel] < 0) | (r.add[sel] >= len(remap))
+            if bad.any():
+                from .errors import fail
+                raise fail(f"{ctx.reloc_site(int(sel[bad][0]))}: relocation R_WASM_TYPE_INDEX_LEB: "
+                           f"type {int(r.add[sel][bad][0])} is not one of the object's "
+                           f"{len(remap)} types")
+            r.add[sel] = remap[r.add[sel]]
+        lo += n

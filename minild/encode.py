@@ -14,7 +14,7 @@ import numpy as np
 from . import arch as archreg
 from .loader import _WIDTHS, Object  # the column widths the loader accepts
 from .schema import (FORMAT_VERSION, CImport, Compact, CRelocs, CSection, CSymbols, Import, Reloc,
-                     Symbol)
+                     Symbol, WType)
 from .vocab import ABS, BINDINGS, IMPORT, KINDS, TYPES, UNDEF
 
 
@@ -41,7 +41,10 @@ def encode_compact(obj: Object, a: archreg.Arch) -> bytes:
                          size=b64(obj.sym_size, "<u8"), binding=b64(obj.sym_bind, "u1"),
                          type=b64(obj.sym_type, "u1"),
                          imports=[CImport(symbol=k, module=m, name=None if n == names[k] else n)
-                                  for k, m, n in obj.imports]),
+                                  for k, m, n in obj.imports],
+                         signatures=sorted(obj.signatures.items()),
+                         exports=sorted(obj.exports.items())),
+        types=[WType(params=list(p), results=list(r)) for p, r in obj.types],
         relocs=CRelocs(count=len(obj.rel_off), types=[a.howtos[t].name for t in used],
                        section=b64(obj.rel_sec, "<u4"), offset=b64(obj.rel_off, "<u8"),
                        type=b64(remap[obj.rel_type] if len(used) else obj.rel_type, "<u2"),
@@ -81,10 +84,14 @@ def encode_readable(obj: Object, a: archreg.Arch) -> bytes:
             else obj.sec_name[si],
             value=int(obj.sym_value[i]), size=int(obj.sym_size[i]),
             binding=BINDINGS[obj.sym_bind[i]], type=TYPES[obj.sym_type[i]],
-            import_=imports.get(i))))
-    text = ('{\n "version": %d, "encoding": "readable", "arch": %s,\n "sections": [\n%s\n ],\n'
-            ' "symbols": [\n  %s\n ]\n}\n') % (FORMAT_VERSION, enc(obj.arch), ",\n".join(secs),
-                                              ",\n  ".join(syms))
+            import_=imports.get(i), signature=obj.signatures.get(i),
+            export=obj.exports.get(i))))
+    types = "".join(f'\n  {enc(WType(params=list(p), results=list(r)))},'
+                    for p, r in obj.types).rstrip(",")
+    head = f'\n "types": [{types}\n ],' if obj.types else ""
+    text = ('{\n "version": %d, "encoding": "readable", "arch": %s,%s\n "sections": [\n%s\n ],\n'
+            ' "symbols": [\n  %s\n ]\n}\n') % (FORMAT_VERSION, enc(obj.arch), head,
+                                              ",\n".join(secs), ",\n  ".join(syms))
     return text.encode()
 
 

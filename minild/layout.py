@@ -102,6 +102,8 @@ def layout(ctx) -> int:
         if not os_.nobits:
             secfile[os_.inputs] = os_.fileoff + ctx.sec_off[os_.inputs]
     ctx.sec_addr, ctx.sec_fileoff = secaddr, secfile
+    if ctx.format.assign is not None:
+        ctx.format.assign(ctx)
     end = 0
     for seg in ctx.segments:
         end = max(end, seg.fileoff + seg.filelen)

@@ -44,7 +44,7 @@ class Options(msgspec.Struct):
     objects: list[str]
     output: str = "a.out"
     entry: str | None = None    # None: the format's (_start; _main for Mach-O)
-    headtype: str = "elf"
+    headtype: str | None = None   # None: elf, or the objects' arch's own format (wasm)
     text_addr: int | None = None
     round: int | None = None
     strip: bool = False
@@ -64,6 +64,11 @@ class Options(msgspec.Struct):
     # -H macho: LC_BUILD_VERSION's minos, and the ad-hoc code signature (None: the arch's)
     macos_version: str = "11.0"
     codesign: bool | None = None
+    # The largest section alignment accepted (--max-align; docs/reliability.md)
+    max_align: int = 1 << 16
+    # wasm: the stack's size and the memory's (None: 64 KiB; what data and stack need)
+    stack_size: int | None = None
+    initial_memory: int | None = None
     log: object = None          # called with a line to show the user (-v), or None
     # A minild.readahead.ReadAhead the CLI started before importing numpy: the
     # documents it decoded are not decoded again.
@@ -94,6 +99,9 @@ class Link:
         self.names = None                 # minild.names.Names of every symbol entry
         self.relocs: Relocs | None = None
         self.imports: dict[int, tuple[str, str]] = {}   # entry -> (module, its name there)
+        self.types: list = []             # wasm: the link's function types, each once
+        self.signatures: dict[int, int] = {}   # wasm: entry -> index into types
+        self.exports: dict[int, str] = {}      # wasm: entry -> export name
         # loadlib/resolve (resolve.resolve).
         self.sym_res = None               # per entry: the defining entry, -1 none
         self.globals = None               # defined global names -> entry (lookup)
@@ -197,12 +205,12 @@ def link(opts: Options) -> Link:
     """link runs the whole pipeline; raises LinkError on bad input."""
     ctx = Link(opts)
     headtype = "elfrel" if opts.externallink else opts.headtype
-    try:
-        ctx.format = formats.lookup(headtype)
-    except KeyError:
-        raise fail(f"unknown header type {opts.headtype!r}; expected one of: "
-                   + ", ".join(formats.names()))
-    ctx.entry_name = opts.entry or ctx.format.entry
+    if headtype is not None:      # (else loadlib picks the arch's, once it knows it)
+        try:
+            ctx.format = formats.lookup(headtype)
+        except KeyError:
+            raise fail(f"unknown header type {opts.headtype!r}; expected one of: "
+                       + ", ".join(formats.names()))
     with ctx.phase("loadlib"):
         loadlib(ctx)
     fmt = ctx.format
@@ -219,9 +227,9 @@ def link(opts: Options) -> Link:
     if opts.log and fmt.notes is not None:
         for line in fmt.notes(ctx):
             opts.log(f"minild: {line}")
-    with ctx.phase("address"):
+    with ctx.phase("address"), addresses_fit(ctx):
         address(ctx)
-    with ctx.phase("layout"):
+    with ctx.phase("layout"), addresses_fit(ctx):
         ctx.filesize = layout(ctx)
         symaddrs(ctx)
         if fmt.layout is not None:
@@ -306,7 +314,13 @@ def loadlib(ctx: Link) -> None:
                     f"{first.arch}")
     d.check()
     ctx.arch = archreg.lookup(first.arch)
+    if ctx.format is None:
+        ctx.format = formats.lookup(formats.default_for(ctx.arch))
     fmt = ctx.format
+    ctx.entry_name = ctx.opts.entry or fmt.entry
+    if fmt.name != "wasm" and (ctx.opts.stack_size is not None
+                               or ctx.opts.initial_memory is not None):
+        raise usage("--stack-size and --initial-memory: only for wasm output")
     if ctx.arch.part(fmt.part) is None:   # before resolution: a usage error, not the input's
         raise usage(f"-H {fmt.name}: the {fmt.name} format is not available for arch "
                     f"{ctx.arch.name} (the objects' arch); it is for: "
@@ -321,6 +335,7 @@ def loadlib(ctx: Link) -> None:
             report_exactly(ctx.opts.objects)
     with ctx.phase("resolve"):
         resolve(ctx)
+    refuse_big_align(ctx)
     if ctx.arch.check is not None and not ctx.format.allow_undefined:
         ctx.arch.check(ctx)
 
@@ -341,3 +356,41 @@ def report_exactly(paths: list[str]) -> NoReturn:
             d.suppressed += e.suppressed
     d.check()
     raise InternalError("the link's checks of its objects failed, but no object's own checks do")
+
+
+def refuse_big_align(ctx: Link) -> None:
+    """refuse_big_align refuses sections aligned more than --max-align (64
+    KiB by default): a tiny object asking for 2**31 would cost gigabytes of
+    output and memory (docs/reliability.md)."""
+    cap = ctx.opts.max_align
+    if cap < 1 or cap & (cap - 1) or cap > 1 << 31:
+        raise usage(f"--max-align {cap:#x}: expected a power of two from 1 to 0x80000000")
+    big = np.flatnonzero(ctx.sec_align > cap)
+    if not len(big):
+        return
+    d = Diagnostics()
+    for g in big.tolist():
+        o = int(ctx.sec_obj[g])
+        first = int(np.flatnonzero(ctx.sec_obj == o)[0])
+        d.error(f"{ctx.objects[o].path}: $.sections[{g - first}].align: alignment "
+                f"{int(ctx.sec_align[g]):#x} of section {ctx.sec_name[g]} is larger than "
+                f"{cap:#x} (--max-align raises the limit)")
+    d.check()
+
+
+class addresses_fit:
+    """addresses_fit turns an address that overflows minild's 64-bit
+    arithmetic in address and layout (a -T or -R near 2**63 or above) into
+    a usage error."""
+
+    def __init__(self, ctx: Link):
+        self.ctx = ctx
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and issubclass(exc_type, OverflowError):
+            raise usage(f"-T {self.ctx.text_addr:#x}, -R {self.ctx.round:#x}: the output's "
+                        "addresses do not fit in 63 bits") from None
+        return False

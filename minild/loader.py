@@ -65,6 +65,11 @@ class Object(msgspec.Struct):
     # Imported symbols: (symbol index, module, name in the module); their
     # sym_sec is IMPORT.
     imports: list = msgspec.field(default_factory=list)
+    # wasm: the object's function types ((params), (results)); per symbol
+    # index, its type index (functions) and its export name.
+    types: list = msgspec.field(default_factory=list)
+    signatures: dict = msgspec.field(default_factory=dict)
+    exports: dict = msgspec.field(default_factory=dict)
 
     @classmethod
     def empty(cls, path: str, arch: str) -> "Object":
@@ -206,7 +211,8 @@ def _ship(objs: list, shared: mmap.mmap, lo: int, hi: int) -> bool:
         names = (put(n.blob), *((put(np.ascontiguousarray(x)), x.dtype.str)
                                 for x in (n.start, n.length, n.hashes())))
         data = [None if x is None else put(x) for x in o.sec_data]
-        metas.append((o.path, o.arch, o.sec_name, arrays, names, data, o.imports))
+        metas.append((o.path, o.arch, o.sec_name, arrays, names, data, o.imports,
+                      (o.types, o.signatures, o.exports)))
     return shm.pack(shared, lo, hi, metas, fields) is not None
 
 
@@ -220,12 +226,13 @@ def _unship(shared: mmap.mmap, lo: int) -> list:
         if isinstance(m, LinkError):
             out.append(m)
             continue
-        path, arch, sec_name, arrays, (blob, start, length, hashes), data, imports = m
+        path, arch, sec_name, arrays, (blob, start, length, hashes), data, imports, w = m
         cols = {f: view(*a) for f, a in arrays.items()}
         names = Names(bytes(field[blob]), view(*start), view(*length), view(*hashes))
         sec_data = [None if d is None else field[d] for d in data]
         out.append(Object(path=path, arch=arch, sec_name=sec_name, sec_data=sec_data,
-                          sym_name=names, imports=imports, **cols))
+                          sym_name=names, imports=imports, types=w[0], signatures=w[1],
+                          exports=w[2], **cols))
     return out
 
 
@@ -282,6 +289,8 @@ def _from_readable(path: str, doc: Readable, a: archreg.Arch, d: Diagnostics) ->
 
     names, ssec, sval, ssize, sbind, stype = [], [], [], [], [], []
     imports = []
+    signatures: dict[int, int] = {}
+    exports: dict[int, str] = {}
     byname: dict[str, int] = {}
     for i, s in enumerate(doc.symbols):
         where = f"{path}: $.symbols[{i}]"
@@ -315,6 +324,17 @@ def _from_readable(path: str, doc: Readable, a: archreg.Arch, d: Diagnostics) ->
             d.error(f"{where}.size: expected a size from 0 to {MAX_SIZE - 1:#x}, got {s.size}")
         if not -(1 << 63) <= s.value < 1 << 64:
             d.error(f"{where}.value: {s.value} does not fit in 64 bits")
+        if s.signature is not None:
+            if not 0 <= s.signature < len(doc.types):
+                d.error(f"{where}.signature: {s.signature} indexes no entry of $.types "
+                        f"({len(doc.types)} types)")
+            else:
+                signatures[i] = s.signature
+        if s.export is not None:
+            if not s.export or "\0" in s.export or si < 0:
+                d.error(f"{where}.export: expected a non-empty name on a defined symbol")
+            else:
+                exports[i] = s.export
         names.append(s.name)
         ssec.append(si)
         # Negative values (an absolute `.set x, -16`) are kept as their 64-bit pattern.
@@ -349,12 +369,13 @@ def _from_readable(path: str, doc: Readable, a: archreg.Arch, d: Diagnostics) ->
             if k is None:
                 # A name the object does not declare is a reference to a global
                 # defined elsewhere: hand-written objects need not list them.
+                # No name at all: the local absolute 0 (wasm's type indexes).
                 k = byname[r.symbol] = len(names)
                 names.append(r.symbol)
-                ssec.append(UNDEF)
+                ssec.append(UNDEF if r.symbol else ABS)
                 sval.append(0)
                 ssize.append(0)
-                sbind.append(GLOBAL)
+                sbind.append(GLOBAL if r.symbol else LOCAL)
                 stype.append(0)
             rsec.append(i)
             roff.append(r.offset)
@@ -374,7 +395,9 @@ def _from_readable(path: str, doc: Readable, a: archreg.Arch, d: Diagnostics) ->
         sym_bind=np.array(sbind, np.uint8), sym_type=np.array(stype, np.uint8),
         rel_sec=np.array(rsec, np.int32), rel_off=np.array(roff, np.int64),
         rel_type=np.array(rtype, np.int16), rel_sym=np.array(rsym, np.int32),
-        rel_add=np.array(radd, np.int64), imports=imports)
+        rel_add=np.array(radd, np.int64), imports=imports,
+        types=[(tuple(t.params), tuple(t.results)) for t in doc.types],
+        signatures=signatures, exports=exports)
 
 
 def _check_import(where: str, name: str, section, binding: str, module: str,
@@ -496,6 +519,7 @@ def _from_compact(path: str, doc: Compact, a: archreg.Arch, d: Diagnostics,
             ssec, sval, ssize, sbind, stype = sym
             rsec, roff, rtyp, rsym, radd = rel
             imports, ssec = _compact_imports(path, sy, names, ssec, sbind, d)
+            wasm = _compact_wasm(path, doc, d)
             d.check()
             return Object(path=path, arch=a.name, sec_name=[s.name for s in doc.sections],
                           sec_kind=kinds, sec_align=aligns, sec_size=sec_size, sec_data=datas,
@@ -503,7 +527,8 @@ def _from_compact(path: str, doc: Compact, a: archreg.Arch, d: Diagnostics,
                           sym_size=as64(ssize), sym_bind=sbind, sym_type=stype,
                           rel_sec=rsec, rel_off=roff,
                           rel_type=np.array(table, np.int16)[rtyp] if nr else
-                          np.zeros(0, np.int16), rel_sym=rsym, rel_add=radd, imports=imports)
+                          np.zeros(0, np.int16), rel_sym=rsym, rel_add=radd, imports=imports,
+                          **wasm)
 
     ssec, sval, ssize, sbind, stype = [_wide(c, "symbols", n) for c, n in zip(sym, SYMBOL_COLUMNS)]
     _check_symbols(path, doc, names, sizes, sec_size, ssec, sval, ssize, sbind, stype, d)
@@ -521,6 +546,7 @@ def _from_compact(path: str, doc: Compact, a: archreg.Arch, d: Diagnostics,
     gtype = _check_relocs(path, doc, a, np.array(table, np.int16), sizes, sec_size, kinds, ns,
                           rsec, roff, rtyp, rsym, d)
     imports, ssec = _compact_imports(path, sy, names, ssec, sbind, d)
+    wasm = _compact_wasm(path, doc, d)
     d.check()
     return Object(
         path=path, arch=a.name, sec_name=[s.name for s in doc.sections],
@@ -532,7 +558,30 @@ def _from_compact(path: str, doc: Compact, a: archreg.Arch, d: Diagnostics,
         # section is 2 GiB or more.
         rel_sec=rsec.astype(np.int32),
         rel_off=roff.astype(np.int32 if not len(sizes) or max(sizes) < 1 << 31 else np.int64),
-        rel_type=gtype, rel_sym=rsym.astype(np.int32), rel_add=radd, imports=imports)
+        rel_type=gtype, rel_sym=rsym.astype(np.int32), rel_add=radd, imports=imports, **wasm)
+
+
+def _compact_wasm(path: str, doc, d: Diagnostics) -> dict:
+    """_compact_wasm checks the wasm parts of a compact document (types,
+    $.symbols.signatures and .exports) and returns them as Object fields."""
+    sy = doc.symbols
+    if not (doc.types or sy.signatures or sy.exports):
+        return {}
+    sigs, exps = {}, {}
+    for j, (k, t) in enumerate(sy.signatures):
+        if not 0 <= k < sy.count or not 0 <= t < len(doc.types):
+            d.error(f"{path}: $.symbols.signatures[{j}]: symbol {k} or type {t} out of range "
+                    f"({sy.count} symbols, {len(doc.types)} types)")
+        else:
+            sigs[k] = t
+    for j, (k, name) in enumerate(sy.exports):
+        if not 0 <= k < sy.count or not name or "\0" in name:
+            d.error(f"{path}: $.symbols.exports[{j}]: expected a symbol index below {sy.count} "
+                    "and a non-empty name")
+        else:
+            exps[k] = name
+    return {"types": [(tuple(t.params), tuple(t.results)) for t in doc.types],
+            "signatures": sigs, "exports": exps}
 
 
 def _compact_imports(path: str, sy, names, ssec: np.ndarray, sbind: np.ndarray,

@@ -24,7 +24,7 @@ import stat
 from . import shm
 from .errors import LinkError
 from .schema import (RELOC_COLUMNS, SYMBOL_COLUMNS, CImport, Compact, CRelocs, CSection,
-                     CSymbols, decode)
+                     CSymbols, WType, decode)
 
 # Below this much input, the fork costs more than the decoding it overlaps.
 AHEAD_BYTES = 1 << 20
@@ -157,7 +157,8 @@ def _pack(doc: Compact, shared: mmap.mmap, pos: int) -> int | None:
              for s in doc.sections],
             (sy.count, [(i.symbol, i.module, i.name) for i in sy.imports], put(sy.name),
              *(put(getattr(sy, f)) for f in SYMBOL_COLUMNS)),
-            (rl.count, rl.types, *(put(getattr(rl, f)) for f in RELOC_COLUMNS)))
+            (rl.count, rl.types, *(put(getattr(rl, f)) for f in RELOC_COLUMNS)),
+            ([(t.params, t.results) for t in doc.types], sy.signatures, sy.exports))
     return shm.pack(shared, pos, len(shared), meta, fields)
 
 
@@ -170,13 +171,15 @@ def _unpack(shared: mmap.mmap, n: int) -> dict[int, Compact]:
         at = int.from_bytes(shared[t:t + 8], "little")
         if not int.from_bytes(shared[t + 8:t + 16], "little"):
             continue
-        (version, arch, secs, syms, rels), field = shm.unpack(shared, at)
+        (version, arch, secs, syms, rels, wasm), field = shm.unpack(shared, at)
         out[i] = Compact(
             version=version, arch=arch,
             sections=[CSection(name=name, kind=kind, align=align,
                                data=None if d is None else field[d], size=sz)
                       for name, kind, align, d, sz in secs],
             symbols=CSymbols(syms[0], *(field[k] for k in syms[2:]),
-                             imports=[CImport(*i) for i in syms[1]]),
+                             imports=[CImport(*i) for i in syms[1]], signatures=wasm[1],
+                             exports=wasm[2]),
+            types=[WType(params=p, results=r) for p, r in wasm[0]],
             relocs=CRelocs(rels[0], rels[1], *(field[k] for k in rels[2:])))
     return out

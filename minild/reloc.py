@@ -65,6 +65,8 @@ class Env(msgspec.Struct):
     entries: np.ndarray = msgspec.field(default_factory=lambda: np.zeros(0, np.int64))
     local_entry: int = 0               # how far past the global entry the local one is
     image_base: int | None = None      # PE's ImageBase (rva); None: the output has none
+    # the functions in the table (table_index), by index: slot k + 1 holds table[k]
+    table: np.ndarray = msgspec.field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 @linkwide
@@ -101,6 +103,19 @@ def rva(S, A, P, env):
     """S + A - ImageBase: an image-relative address (COFF's ADDR32NB), which
     only an output with an image base (PE) has; prepare refuses it elsewhere."""
     return S + A - (env.image_base or 0)
+
+
+def addend(S, A, P):
+    """A: a value the relocation carries itself (wasm's type index)."""
+    return A + np.zeros_like(S)
+
+
+@linkwide
+def table_index(S, A, P, env):
+    """The slot of function S in the table of functions whose address is taken
+    (wasm's R_WASM_TABLE_INDEX_*): slot 0 is the null pointer, then the
+    functions in index order; prepare collects them."""
+    return np.searchsorted(env.table, S).astype(np.int64) + 1
 
 
 @linkwide
@@ -156,12 +171,28 @@ def fields(buf: np.ndarray, size: int, order: str) -> np.ndarray:
 
 def gather(buf: np.ndarray, off: np.ndarray, size: int, order: str) -> np.ndarray:
     """gather reads the size-byte fields at offsets off of buf as uint64."""
+    if size not in _DTYPES:       # an odd width (wasm's 5-byte LEB places): byte rows
+        return _odd(buf[off[:, None] + np.arange(size)], order)
     return fields(buf, size, order)[off].astype(np.uint64)
+
+
+def _odd(rows: np.ndarray, order: str) -> np.ndarray:
+    """_odd combines rows of bytes (one place a row) into uint64 values."""
+    rows = rows.astype(np.uint64)
+    if order == ">":
+        rows = rows[:, ::-1]
+    return (rows << (np.arange(rows.shape[1], dtype=np.uint64) * np.uint64(8))).sum(
+        axis=1, dtype=np.uint64)
 
 
 def scatter(buf: np.ndarray, off: np.ndarray, size: int, order: str, vals: np.ndarray) -> None:
     """scatter writes vals (truncated to size bytes, in byte order) at offsets off,
     one after another: where places overlap, the later one wins."""
+    if size not in _DTYPES:       # an odd width: byte rows, in order
+        v = vals.astype(np.uint64)[:, None] >> (np.arange(size, dtype=np.uint64) * np.uint64(8))
+        rows = (v & np.uint64(0xFF)).astype(np.uint8)
+        buf[off[:, None] + np.arange(size)] = rows if order == "<" else rows[:, ::-1]
+        return
     raw = vals.astype(np.uint64).astype(field_dtype(size, order))
     if size > 1 and len(off) > 1 and not (np.diff(off) >= size).all():
         # Places out of order or overlapping: one row of bytes per relocation,
@@ -287,6 +318,10 @@ def prepare(ctx) -> Env:
     if a.local_entry is not None and used((call_local,)):
         env.entries, env.local_entry = _global_entries(ctx, a.local_entry)
     env.image_base = ctx.image_base
+    taken = used((table_index,))
+    if taken:
+        k = np.flatnonzero(np.isin(r.type, taken))
+        env.table = np.unique(ctx.defaddr[r.sym[k]])
     image_relative = used((rva,))
     if image_relative and ctx.image_base is None:
         k = np.flatnonzero(np.isin(r.type, image_relative))

@@ -31,8 +31,18 @@ Kind = Literal["text", "rodata", "data", "bss", "dwarf"]
 class Reloc(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     offset: int
     type: str
-    symbol: str
+    symbol: str = ""               # "": the object's empty-named local at 0 (wasm's type index)
     addend: int = 0
+
+
+ValType = Literal["i32", "i64", "f32", "f64"]
+
+
+class WType(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """WType: a wasm function signature."""
+
+    params: list[ValType] = []
+    results: list[ValType] = []
 
 
 class Section(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -57,6 +67,8 @@ class Symbol(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     binding: Literal["local", "global", "weak"] = "global"
     type: Literal["notype", "object", "func", "section"] = "notype"
     import_: Import | None = msgspec.field(default=None, name="import")
+    signature: int | None = None   # wasm: an index into the object's types
+    export: str | None = None      # wasm: exported under this name
 
 
 class Readable(msgspec.Struct, tag_field="encoding", tag="readable", forbid_unknown_fields=True):
@@ -64,6 +76,7 @@ class Readable(msgspec.Struct, tag_field="encoding", tag="readable", forbid_unkn
     arch: str
     sections: list[Section]
     symbols: list[Symbol] = []
+    types: list[WType] = []        # wasm
 
 
 # --- the schema (compact) --------------------------------------------------
@@ -96,6 +109,8 @@ class CSymbols(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     binding: bytes  # uint8: 0 local, 1 global, 2 weak
     type: bytes     # uint8: 0 notype, 1 object, 2 func, 3 section
     imports: list[CImport] = []    # the imported symbols among them
+    signatures: list[tuple[int, int]] = []   # wasm: (symbol, type index)
+    exports: list[tuple[int, str]] = []      # wasm: (symbol, export name)
 
 
 class CRelocs(msgspec.Struct, forbid_unknown_fields=True):
@@ -108,12 +123,14 @@ class CRelocs(msgspec.Struct, forbid_unknown_fields=True):
     addend: bytes   # int64 LE
 
 
-class Compact(msgspec.Struct, tag_field="encoding", tag="compact", forbid_unknown_fields=True):
+class Compact(msgspec.Struct, tag_field="encoding", tag="compact", forbid_unknown_fields=True,
+              omit_defaults=True):
     version: int
     arch: str
     sections: list[CSection]
     symbols: CSymbols
     relocs: CRelocs
+    types: list[WType] = []        # wasm
 
 
 # The compact encoding's integer columns, in their Structs' order.

@@ -55,6 +55,7 @@ _MODULES = {
     "ppc64le": "ppc64",
     "riscv64": "riscv64",
     "s390x": "s390x",
+    "wasm": "wasm",
 }
 
 
@@ -120,6 +121,11 @@ class MachoArch(msgspec.Struct, frozen=True):
     sign: bool               # an ad-hoc code signature by default (arm64: the kernel requires it)
 
 
+class WasmArch(msgspec.Struct, frozen=True):
+    """WasmArch is the wasm format's part of an arch: only wasm32 has it; the
+    format's numbers (global base, stack size) are flags, not the arch's."""
+
+
 class Arch(msgspec.Struct):
     """Arch is one target as the pipeline sees it (Go: ld.Arch)."""
 
@@ -133,6 +139,7 @@ class Arch(msgspec.Struct):
     plan9: Plan9Arch | None = None
     pe: PeArch | None = None
     macho: MachoArch | None = None
+    wasm: WasmArch | None = None
     # Hooks (documented in this module's docstring).
     linker_symbols: dict[str, Callable] | None = None
     check: Callable | None = None
@@ -156,7 +163,8 @@ class Arch(msgspec.Struct):
     def part(self, fmt: str):
         """part returns the arch's part for a format's part name (Format.part),
         or None: the arch cannot be linked to that format."""
-        return {"elf": self.elf, "plan9": self.plan9, "pe": self.pe, "macho": self.macho}[fmt]
+        return {"elf": self.elf, "plan9": self.plan9, "pe": self.pe, "macho": self.macho,
+                "wasm": self.wasm}[fmt]
 
 
 def names() -> list[str]:

@@ -18,6 +18,9 @@ branches on a format name. A Format owns:
   gensections   fn(ctx) or None: adds sections the format generates itself
                 (import tables, stubs, GOT slots, wasm's tables), after
                 resolution and before dodata
+  assign        fn(ctx) or None: addresses that are not byte offsets (Go's
+                AssignAddress: wasm's function indices), set at the end of layout,
+                before symbols get their addresses
   layout        fn(ctx, end) -> file size, or None: more file past `end`, the
                 end of the segments (elfrel's relocation records)
   apply_relocs  fn(ctx, buf, off, types, S, A, P, ids) -> problems, or None:
@@ -41,7 +44,7 @@ import msgspec
 from ..vocab import SegmentPlan
 
 # -H name -> module name.
-_MODULES = {"elf": "elf", "macho": "macho", "pe": "pe", "plan9": "plan9"}
+_MODULES = {"elf": "elf", "macho": "macho", "pe": "pe", "plan9": "plan9", "wasm": "wasm"}
 # Formats chosen by other flags than -H (--externallink writes "elfrel").
 _INTERNAL = {"elfrel": "elfrel"}
 
@@ -58,6 +61,7 @@ class Format(msgspec.Struct, frozen=True):
     asmb2: Callable
     linker_symbols: dict[str, Callable] = msgspec.field(default_factory=dict)
     gensections: Callable | None = None
+    assign: Callable | None = None
     layout: Callable | None = None
     apply_relocs: Callable | None = None
     use_mmap: bool = True
@@ -75,6 +79,14 @@ def lookup(name: str) -> Format:
     """lookup returns the Format for a header type; KeyError if unknown."""
     mod = _MODULES.get(name) or _INTERNAL[name]
     return importlib.import_module(f"{__name__}.{mod}").FORMAT
+
+
+def default_for(arch) -> str:
+    """default_for: the format an arch links to without -H: ELF, or for an
+    arch ELF does not serve (wasm), the first format it has a part for."""
+    if arch.elf is not None:
+        return "elf"
+    return next(n for n in _MODULES if arch.part(lookup(n).part) is not None)
 
 
 def arches_for(fmt: Format) -> list[str]:
