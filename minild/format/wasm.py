@@ -30,7 +30,7 @@ import msgspec
 import numpy as np
 
 from ..errors import Diagnostics, fail
-from ..vocab import IMPORT, Kind, SegmentPlan, align_up
+from ..vocab import Kind, SegmentPlan, align_up
 from . import Format, rules
 
 SEGMENTS = (
@@ -128,6 +128,7 @@ def gensections(ctx) -> None:
             d.error(f"function {ctx.names[i]}: signature mismatch: "
                     f"{_show(ctx.types[t])} in {ctx.objects[ctx.sym_obj[i]].path}, "
                     f"{_show(ctx.types[sig[j]])} in {ctx.objects[ctx.sym_obj[j]].path}")
+    _check_leb_places(ctx, d)
     for i in sorted(ctx.imports_used):
         module, field = ctx.imports[i]
         if i not in sig:
@@ -135,6 +136,22 @@ def gensections(ctx) -> None:
             continue
         st.imported.append((i, module, field, sig[i]))
     d.check()
+
+
+def _check_leb_places(ctx, d: Diagnostics) -> None:
+    """_check_leb_places: a LEB relocation's place must hold a 5-byte padded
+    LEB128 (four bytes with the continuation bit, a fifth without), or the
+    rewritten number would not end where the instruction's next byte starts."""
+    r, a = ctx.relocs, ctx.arch
+    leb = [i for i, h in enumerate(a.howtos) if h.name.endswith("LEB")]
+    for k in np.flatnonzero(np.isin(r.type, leb)).tolist():
+        data = ctx.sec_data[int(r.sec[k])]
+        off = int(r.off[k])
+        b = bytes(data[off:off + 5]) if data is not None else b""
+        if len(b) < 5 or any(x < 0x80 for x in b[:4]) or b[4] >= 0x80:
+            d.error(f"{ctx.reloc_site(k)}: relocation {a.howtos[int(r.type[k])].name}: the place "
+                    f"holds {b.hex(' ')}, not a 5-byte padded LEB128 (e.g. 80 80 80 80 00)",
+                    f"references {ctx.reloc_target(k)}")
 
 
 def _show(t) -> str:
@@ -161,8 +178,9 @@ def address(ctx, headr: int) -> None:
         raise fail(f"wasm: data and stack end at {st.stack_top:#x}, past the 4 GiB of wasm32 memory")
     nimp = len(st.imported)
     index = {s: nimp + k for k, (s, _) in enumerate(st.funcs)}
-    st.table = sorted({index[int(ctx.sym_sec[j])] if ctx.sym_sec[j] >= 0 else None
-                       for j in _table_targets(ctx)} - {None})
+    imported = {i: k for k, (i, *_) in enumerate(st.imported)}
+    st.table = sorted({index[int(ctx.sym_sec[j])] if ctx.sym_sec[j] >= 0 else imported[j]
+                       for j in _table_targets(ctx) if j >= 0})
     st.head = _head(ctx, index)
 
     # The code section: id, size, count, then per function its size and body.
@@ -323,4 +341,3 @@ FORMAT = Format(name="wasm", part="wasm", segments=SEGMENTS, defaults=defaults,
                 asmb2=asmb2, gensections=gensections, linker_symbols=LINKER_SYMBOLS,
                 imports=True, use_mmap=False, notes=notes)
 
-__all__ = ["FORMAT", "IMPORT"]
