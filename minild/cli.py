@@ -57,9 +57,12 @@ class Int(click.ParamType):
         if isinstance(value, int):
             return value
         try:
-            return int(value, 0)
+            v = int(value, 0)
         except ValueError:
             self.fail(f"{value!r} is not a number (decimal or 0x hex)", param, ctx)
+        if not 0 <= v < 1 << 64:
+            self.fail(f"{value!r} is out of range: expected 0 to 0xffffffffffffffff", param, ctx)
+        return v
 
 
 def report(e: LinkError) -> None:
@@ -119,9 +122,11 @@ def load(module: str, *names: str):
     except MemoryError:
         out_of_memory(" (while loading the linker)")
     except Exception as e:
-        if heap.headroom() is not None:
+        if heap.looks_like_oom(e) or heap.headroom() is not None:
+            # numpy's ImportError ends with the cause ("Original error was: ...").
+            why = str(e).strip().rpartition("Original error was:")[2].strip().splitlines()
             out_of_memory(f" (while loading the linker, under a memory limit: "
-                          f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
+                          f"{type(e).__name__}{': ' + why[0] if why else ''})")
         raise
     return [getattr(m, n) for n in names]
 
@@ -150,8 +155,9 @@ class LinkCommand(click.Command):
 @click.option("-o", "--output", default="a.out", show_default=True, help="Output file.")
 @click.option("-e", "--entry", default=None,
               help="Entry symbol (default: _start; _main for -H macho).")
-@click.option("-H", "--headtype", default="elf", show_default=True,
-              help="Output format (header type): see the list below.")
+@click.option("-H", "--headtype", default=None,
+              help="Output format (header type), see the list below; default elf (wasm for "
+                   "wasm objects).")
 @click.option("-T", "--text-addr", type=Int(), default=None,
               help="Address of the start of .text (default: the format's for the arch).")
 @click.option("-R", "--round", "round_", type=Int(), default=None,
@@ -162,6 +168,8 @@ class LinkCommand(click.Command):
               help="Workers for reading objects and writing blocks (default: the cores, "
                    "up to 4); the output is the same for any N.")
 @click.option("--no-mmap", is_flag=True, help="Write with a buffered file instead of mmap.")
+@click.option("--max-align", type=Int(), default=1 << 16, show_default=True,
+              help="The largest section alignment accepted (a power of two; up to 2**31).")
 @click.option("--bench", is_flag=True, help="Print a table of phase times and memory.")
 @click.option("-M", "--map", "map_path", type=click.Path(dir_okay=False), default=None,
               help="Write a link map: output sections, input sections, symbols.")
@@ -194,12 +202,17 @@ class LinkCommand(click.Command):
               help="-H pe: no base relocations; the image loads only at its image base.")
 @click.option("--macos-version", default=None,
               help="-H macho: the minimum macOS version in LC_BUILD_VERSION (default 11.0).")
+@click.option("--stack-size", type=Int(), default=None,
+              help="wasm: the stack's size in bytes (default 64 KiB, after the data).")
+@click.option("--initial-memory", type=Int(), default=None,
+              help="wasm: the memory's initial size in bytes, a multiple of 64 KiB (default: "
+                   "what data and stack need).")
 @click.option("--codesign/--no-codesign", default=None,
               help="-H macho: an ad-hoc code signature (default: on for arm64, off for amd64).")
 def link_cmd(objects, output, entry, headtype, text_addr, round_, strip, jobs, no_mmap, bench,
              map_path, map_format, verbose, externallink, extld, extldflags, tmpdir, libc,
              image_base, section_alignment, file_alignment, subsystem, no_dynamicbase,
-             macos_version, codesign):
+             stack_size, initial_memory, macos_version, codesign, max_align):
     """Link OBJECTS (minild JSON objects, any file extension) into an executable."""
     if (extld or extldflags or tmpdir or libc) and not externallink:
         raise click.UsageError("--extld, --extldflags, --tmpdir and --libc need --externallink")
@@ -222,7 +235,7 @@ def link_cmd(objects, output, entry, headtype, text_addr, round_, strip, jobs, n
                                    ("--codesign/--no-codesign", codesign is not None)) if v]
     if macho_flags and headtype != "macho":
         raise click.UsageError(f"{', '.join(macho_flags)}: only for -H macho")
-    if externallink and headtype != "elf":
+    if externallink and headtype not in (None, "elf"):
         raise click.UsageError(f"--externallink writes an ELF object for an external linker; "
                                f"it cannot be used with -H {headtype}")
     # A link is a short batch process whose data are columns, not Python
@@ -246,10 +259,13 @@ def link_cmd(objects, output, entry, headtype, text_addr, round_, strip, jobs, n
                        extldflags=extldflags, tmpdir=tmpdir, libc=libc, ahead=ahead,
                        file_align=file_alignment, subsystem=subsystem or "console",
                        dynamicbase=not no_dynamicbase, macos_version=macos_version or "11.0",
-                       codesign=codesign,
+                       codesign=codesign, max_align=max_align, stack_size=stack_size,
+                       initial_memory=initial_memory,
                        log=(lambda line: err.print(line, markup=False)) if verbose else None)
 
         def go():
+            from .outfile import refuse_same
+            refuse_same(output, list(objects), map_path)
             ctx = link(opts)
             if map_path:
                 from .mapfile import write_map  # and json: only for -M
