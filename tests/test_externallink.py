@@ -5,6 +5,8 @@ under qemu and prints exactly what the internal link prints."""
 
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -49,6 +51,34 @@ def test_libc_puts_with_cc(tmp_path):
     r = run_output("amd64", out)
     assert (r.stdout, r.returncode) == (b"hello, world\n", 0)
     assert "NEEDED" in readelf(out, "-d") and "libc.so" in readelf(out, "-d")
+
+
+def test_libc_cross_target_runs_the_targets_gcc(tmp_path):
+    """--libc for a cross target (arm64 here) runs the target's gcc driver,
+    aarch64-linux-gnu-gcc, by that name, with -no-pie. The cross C library's
+    development files are not among the test dependencies, so a stand-in of
+    that name first on PATH records its command line and hands it to the real
+    cross gcc with -nostdlib -static (the hello defines _start): the program
+    it makes runs under qemu."""
+    real = tool("aarch64-linux-gnu-gcc")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    argv = tmp_path / "argv"
+    fake = bindir / "aarch64-linux-gnu-gcc"
+    fake.write_text(f'#!/bin/sh\nprintf "%s\\n" "$0" "$@" > {argv}\n'
+                    f'exec {real} -nostdlib -static "$@"\n')
+    fake.chmod(0o755)
+    out = tmp_path / "hello"
+    p = subprocess.run([sys.executable, "-m", "minild.cli", "link", "--externallink", "--libc",
+                        "-v", "-e", "_start", str(EXAMPLES / "hello" / "arm64.obj"), "-o",
+                        str(out)], capture_output=True, text=True,
+                       env=dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}"))
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.startswith("aarch64-linux-gnu-gcc -no-pie -o "), p.stderr
+    args = argv.read_text().splitlines()
+    assert args[0] == str(fake) and args[1:3] == ["-no-pie", "-o"] and args[4].endswith(".o")
+    r = run_output("arm64", out)
+    assert (r.stdout, r.returncode) == (b"hello, world\n", 0)
 
 
 def test_verbose_shows_ld_command_and_tmpdir_is_removed(tmp_path):
