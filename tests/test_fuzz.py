@@ -195,3 +195,39 @@ def test_mutated_elf_objects_of_every_arch(tmp_path, archname):
     data = (tmp_path / "t" / "minild.o").read_bytes()
     import_elf(str(tmp_path / "t" / "minild.o"))  # the undamaged object imports
     import_damaged(tmp_path, data, random.Random(archname), CASES // 4, truncate=False)
+
+
+def test_cli_exit_codes_under_fuzzing(tmp_path):
+    """The CLI, not only the API: each mutated object exits 0 when the API links
+    it and 1 when the API raises a LinkError, with only located error lines on
+    stderr (no traceback, no internal error), and a failed link leaves the
+    previous output as it was."""
+    import re
+    import subprocess
+    import sys
+    base = json.loads(SEEDS["readable"].read_text())
+    others = [EXAMPLES / "multi" / n for n in ("greet.obj", "ops.obj")]
+    rng = random.Random(20)
+    seen = set()
+    for i in range(40):
+        doc, how = mutate(base, rng)
+        f = tmp_path / "m.obj"
+        f.write_text(json.dumps(doc))
+        try:
+            link(Options(objects=[str(f), *map(str, others)], output=str(tmp_path / "api")))
+            want = 0
+        except LinkError:
+            want = 1
+        out = tmp_path / "out"
+        out.write_bytes(b"previous")
+        p = subprocess.run([sys.executable, "-m", "minild.cli", "link", str(f), *map(str, others),
+                            "-o", str(out)], capture_output=True, text=True)
+        seen.add(p.returncode)
+        assert p.returncode == want, f"case {i}: {how}: exit {p.returncode}:\n{p.stderr}"
+        if want:
+            assert re.fullmatch(r"(error: .*\n)(((error: |>>> ).*\n)*)", p.stderr), \
+                f"case {i}: {how}:\n{p.stderr}"
+            assert out.read_bytes() == b"previous", f"case {i}: {how}"
+        else:
+            assert p.stderr == "" and out.read_bytes() == (tmp_path / "api").read_bytes()
+    assert seen == {0, 1}
