@@ -114,3 +114,23 @@ def test_bad_inputs(tmp_path):
     assert "only for wasm" in refused(tmp_path, "--stack-size", "4096",
                                       EXAMPLES / "hello" / "amd64.obj", status=2)
     assert "not available for arch wasm" in refused(tmp_path, "-H", "elf", HELLO, status=2)
+
+
+def test_compact_links_the_same_and_passes_the_schema(tmp_path):
+    import jsonschema
+
+    from conftest import ROOT
+    from minild import arch
+    from minild.encode import encode_compact
+    from minild.loader import read_object
+
+    schema = json.loads((ROOT / "docs" / "object-format.schema.json").read_text())
+    jsonschema.validate(json.loads(HELLO.read_text()), schema)
+    obj = read_object(str(HELLO))
+    compact = tmp_path / "hello.compact"
+    compact.write_bytes(encode_compact(obj, arch.lookup("wasm")))
+    jsonschema.validate(json.loads(compact.read_bytes()), schema)
+    a, b = tmp_path / "a.wasm", tmp_path / "b.wasm"
+    minild("link", HELLO, "-o", a)
+    minild("link", compact, "-o", b)
+    assert a.read_bytes() == b.read_bytes()
