@@ -327,21 +327,64 @@ def test_cli_jobs_really_fork(tmp_path):
 
 
 def test_map_text_and_json(tmp_path):
+    """The JSON map agrees with what pyelftools reads from the output (every
+    output section's address, size, alignment and file offset; every symbol's
+    address, size and binding; input sections inside their output section, in
+    order, holding their symbols and, where nothing relocates them, their
+    object's bytes); the text map is the JSON map line for line."""
+    from elftools.elf.elffile import ELFFile
     out = tmp_path / "m"
-    minild("link", *MULTI, "-o", out, "-M", tmp_path / "map.txt")
-    text = (tmp_path / "map.txt").read_text()
-    for needle in (".text", ".data", ".bss", ".rodata", "greet.obj:(.text)", "add3", "total"):
-        assert needle in text
     minild("link", *MULTI, "-o", out, "-M", tmp_path / "map.json", "--map-format", "json")
     m = json.loads((tmp_path / "map.json").read_text())
-    syms = {s["name"]: s for o in m["sections"] for i in o["inputs"] for s in i["symbols"]}
-    # The map agrees with readelf's symbol table on every address.
-    for line in readelf(out, "-s").splitlines():
-        parts = line.split()
-        if len(parts) == 8 and parts[7] in syms:
-            assert int(parts[1], 16) == syms[parts[7]]["address"], parts[7]
-    assert syms["ops"]["address"] and {"object", "section", "address", "size"} <= set(
-        m["sections"][0]["inputs"][0])
+    data = out.read_bytes()
+    with open(out, "rb") as f:
+        e = ELFFile(f)
+        assert m["entry"] == e.header["e_entry"] and m["output"] == str(out)
+        shdrs = {s.name: s for s in e.iter_sections()}
+        elfsyms = {s.name: s for s in e.get_section_by_name(".symtab").iter_symbols() if s.name}
+        assert [o["name"] for o in m["sections"]] == [n for n in shdrs if n in
+                                                      (".text", ".rodata", ".data", ".bss")]
+        listed = set()
+        for o in m["sections"]:
+            h = shdrs[o["name"]]
+            assert (o["address"], o["size"], o["align"]) == \
+                (h["sh_addr"], h["sh_size"], h["sh_addralign"]), o["name"]
+            if h["sh_type"] != "SHT_NOBITS":
+                assert o["fileoff"] == h["sh_offset"], o["name"]
+            at = o["address"]
+            for i in o["inputs"]:
+                assert at <= i["address"] and i["address"] % i["align"] == 0, i
+                at = i["address"] + i["size"]
+                src = json.loads(Path(i["object"]).read_text())
+                sec = next(s for s in src["sections"] if s["name"] == i["section"])
+                assert i["size"] == (sec.get("size") or len(sec["data"].split()))
+                if sec.get("data") and not sec.get("relocs"):
+                    off = i["address"] - o["address"] + o["fileoff"]
+                    assert data[off:off + i["size"]] == bytes.fromhex(sec["data"]), i
+                for s in i["symbols"]:
+                    es = elfsyms[s["name"]]
+                    assert (s["address"], s["size"]) == (es["st_value"], es["st_size"]), s
+                    assert s["binding"] == es["st_info"]["bind"][4:].lower(), s
+                    assert i["address"] <= s["address"] <= i["address"] + i["size"], s
+                    listed.add(s["name"])
+            assert at <= o["address"] + o["size"]
+        # Every named symbol the output defines in a section is in the map.
+        want = {n for n, s in elfsyms.items()
+                if s["st_shndx"] not in ("SHN_UNDEF", "SHN_ABS") and s["st_info"]["type"] in
+                ("STT_FUNC", "STT_OBJECT", "STT_NOTYPE")}
+        assert want and want <= listed, want - listed
+    # The text map, every line: lld's -Map columns.
+    minild("link", *MULTI, "-o", out, "-M", tmp_path / "map.txt")
+    lines = [f"{'VMA':>16} {'Size':>10} {'Align':>6} Out     In      Symbol"]
+    for o in m["sections"]:
+        lines.append(f"{o['address']:16x} {o['size']:10x} {o['align']:6} {o['name']}")
+        for i in o["inputs"]:
+            lines.append(f"{i['address']:16x} {i['size']:10x} {i['align']:6}         "
+                         f"{i['object']}:({i['section']})")
+            lines += [f"{s['address']:16x} {s['size']:10x} {'':6}                 {s['name']}"
+                      for s in i["symbols"]]
+    assert (tmp_path / "map.txt").read_text().splitlines() == lines
+    assert "greet.obj:(.text)" in (tmp_path / "map.txt").read_text()
 
 
 def test_bench_and_verbose(tmp_path):
