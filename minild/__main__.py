@@ -8,13 +8,29 @@ without changing anything for a program that only imports minild.cli
 """
 
 import gc
+import signal
 import sys
 
 
 def main() -> None:
     if sys.argv[1:2] == ["link"]:
         gc.disable()
-    from .cli import main as cli
+    # A write past a file-size limit (ulimit -f) fails with EFBIG, which
+    # minild reports, instead of killing the process (CPython ignores SIGXFSZ
+    # already; said here so that it does not depend on it).
+    if hasattr(signal, "SIGXFSZ"):
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    try:
+        from .cli import main as cli
+    except (MemoryError, ImportError, OSError) as e:
+        # Under a tight memory limit (ulimit -v) even click or msgspec may
+        # fail to load: that is "out of memory", not a traceback.
+        if not isinstance(e, MemoryError):
+            from .heap import headroom, looks_like_oom
+            if not (looks_like_oom(e) or headroom() is not None):
+                raise
+        sys.stderr.write(f"error: out of memory (while loading the linker: {type(e).__name__})\n")
+        sys.exit(1)
 
     cli()
 

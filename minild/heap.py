@@ -21,6 +21,12 @@ round'; the figures these notes rest on: 'Figures behind the code'):
   to everything the link allocates from the heap, the many arrays below 4 MiB
   and Python's own large objects included. Where the kernel has no huge page
   to give, the fault takes a 4 KiB page as before.
+
+The growth is sized to what the process may still allocate
+(docs/reliability.md): under a virtual memory limit (RLIMIT_AS, `ulimit -v`),
+a data limit (RLIMIT_DATA) or a cgroup memory limit, it is at most a quarter
+of what is left under the tightest of them, and skipped when that is less
+than PAD_MIN; without limits it is pad_for(input_bytes) as before.
 """
 
 from __future__ import annotations
@@ -41,9 +47,67 @@ def pad_for(input_bytes: int) -> int:
     return min(max(PAD_PER_INPUT_BYTE * input_bytes, PAD_MIN), PAD_MAX)
 
 
+def headroom() -> int | None:
+    """headroom is how many more bytes this process may map or allocate
+    under the tightest of RLIMIT_AS, RLIMIT_DATA and its cgroup's memory
+    limit (v2 memory.max or v1 memory.limit_in_bytes); None without a limit."""
+    left = []
+    try:
+        import resource
+        status = _status()
+        for lim, key in ((resource.RLIMIT_AS, "VmSize"), (resource.RLIMIT_DATA, "VmData")):
+            soft = resource.getrlimit(lim)[0]
+            if soft != resource.RLIM_INFINITY:
+                left.append(soft - status.get(key, 0))
+    except (ImportError, OSError, ValueError):
+        pass
+    for limit, usage in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                         ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                          "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            with open(limit) as f:
+                text = f.read().strip()
+            if text == "max" or int(text) >= 1 << 60:
+                continue
+            with open(usage) as f:
+                left.append(int(text) - int(f.read().strip()))
+            break
+        except (OSError, ValueError):
+            continue
+    return max(0, min(left)) if left else None
+
+
+def looks_like_oom(e: BaseException) -> bool:
+    """looks_like_oom: an error from loading a module that out of memory
+    causes (the dynamic loader's 'failed to map segment', ENOMEM)."""
+    text = str(e)
+    return isinstance(e, MemoryError) or getattr(e, "errno", None) == 12 or any(
+        w in text for w in ("failed to map segment", "Cannot allocate memory", "out of memory"))
+
+
+def _status() -> dict[str, int]:
+    """_status is /proc/self/status's Vm* sizes in bytes."""
+    out = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("Vm"):
+                k, _, v = line.partition(":")
+                parts = v.split()
+                if parts and parts[0].isdigit():
+                    out[k] = int(parts[0]) << 10
+    return out
+
+
 def tune(input_bytes: int) -> bool:
     """tune sets up the heap for a link of input_bytes of objects; False where
-    the C library is not glibc (nothing was changed)."""
+    the C library is not glibc, or where memory is too tight to grow the heap
+    ahead (nothing was changed)."""
+    pad = pad_for(input_bytes)
+    room = headroom()
+    if room is not None:
+        pad = min(pad, room // 4)
+        if pad < PAD_MIN:
+            return False
     try:
         import ctypes  # numpy imports it anyway
         libc = ctypes.CDLL(None)
@@ -52,7 +116,7 @@ def tune(input_bytes: int) -> bool:
         return False
     mallopt(M_MMAP_THRESHOLD, 256 << 20)
     mallopt(M_TRIM_THRESHOLD, 1 << 30)
-    mallopt(M_TOP_PAD, pad_for(input_bytes))
+    mallopt(M_TOP_PAD, pad)
     try:
         libc.malloc.restype = ctypes.c_void_p
         libc.free.argtypes = [ctypes.c_void_p]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import mmap
 import os
+import sys
 from typing import Callable
 
 import numpy as np
@@ -120,13 +121,19 @@ class OutBuf:
         """munmap copies in any heap spill and unmaps; the file keeps its contents."""
         if self.is_view:
             raise InternalError("munmap of a view")
-        self._copy_heap()
+        # Called while an error propagates (out of memory in asmb, a full
+        # disk), munmap only lets go of the mapping: the output is discarded,
+        # and blocks of the mapping may still be alive in the error's frames.
+        failing = sys.exc_info()[0] is not None
+        if not failing:
+            self._copy_heap()
         self._arr = None
         if self.buf is not None:
             try:
                 self.buf.close()
             except BufferError:
-                raise InternalError("munmap while a view or block of the mapping is alive")
+                if not failing:
+                    raise InternalError("munmap while a view or block of the mapping is alive")
             self.buf = None
 
     # --- writing ----------------------------------------------------------
