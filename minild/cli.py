@@ -360,11 +360,13 @@ def _show_object(path, o) -> None:
               help="The minild object to write; with several inputs, a directory (created if "
                    "needed) that gets NAME.obj for each NAME.o.")
 @click.option("--compact", is_flag=True, help="Write the compact encoding (base64 columns).")
-def import_cmd(elf_objects, output, compact):
+@click.option("--max-uncompressed", type=Int(), default=256 << 20, show_default=True,
+              help="Bytes that an object's compressed sections (gcc -gz) may decompress to.")
+def import_cmd(elf_objects, output, compact, max_uncompressed):
     """Turn ELF relocatable objects (.o from GNU as, gcc or clang) into minild objects."""
     import_files, = run(load, "importer", "import_files")
 
-    run(import_files, list(elf_objects), output, compact)
+    run(import_files, list(elf_objects), output, compact, max_uncompressed)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import stat
 import struct
 import zlib
 
@@ -45,7 +46,8 @@ from .format.elfstruct import (ELFCOMPRESS_ZLIB, EHDR_FIELDS, SHDR_FIELDS, SHF_A
                                SHT_NOBITS, SHT_PREINIT_ARRAY, SHT_PROGBITS, SHT_REL, SHT_RELA,
                                SHT_SYMTAB, SHT_SYMTAB_SHNDX, STB_LOCAL, STB_WEAK, STT_COMMON, STT_FILE,
                                STT_GNU_IFUNC, STT_SECTION, STT_TLS, Layout, split_info)
-from .outfile import write_file
+from .outfile import refuse_same, write_file
+from .schema import not_regular
 
 REFUSED = -2   # kept[] of a section refused with an error (-1: left out quietly)
 # A mips64 relocation whose r_type2/r_type3 are not NONE: no single type minild applies.
@@ -106,10 +108,20 @@ def _strings(blob: bytes, offs: np.ndarray) -> list[str]:
     return b"\0".join(picked).decode("utf-8", "replace").split("\0")
 
 
-def import_elf(path: str) -> Object:
+# Compressed sections (gcc -gz) of one object may decompress to this many
+# bytes in all, at most (import --max-uncompressed; docs/reliability.md): a
+# few hundred KB of zlib could otherwise ask for gigabytes.
+MAX_UNCOMPRESSED = 256 << 20
+
+
+def import_elf(path: str, max_uncompressed: int = MAX_UNCOMPRESSED) -> Object:
     """import_elf reads an ELF relocatable object; raises LinkError on what it refuses."""
     try:
-        with open(path, "rb") as f:
+        # O_NONBLOCK: a FIFO with no writer must not block the open.
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise fail(f"{path}: not a regular file ({not_regular(st.st_mode)})")
             data = f.read()
     except OSError as e:
         raise fail(f"cannot open {path}: {e.strerror}")
@@ -118,7 +130,7 @@ def import_elf(path: str) -> Object:
         if coff.is_coff(data):
             return coff.read(path, data)
     try:
-        return _import(path, _header(data, path), data)
+        return _import(path, _header(data, path), data, max_uncompressed)
     except (ValueError, IndexError) as e:
         # numpy's and struct's size errors: offsets or sizes past the end of the file
         raise fail(f"{path}: malformed ELF object: {type(e).__name__}: {e}")
@@ -155,7 +167,7 @@ def _table(data: bytes, shdr, dtype: np.dtype, path: str, name: str) -> np.ndarr
     return np.frombuffer(data, dtype, size // dtype.itemsize, off)
 
 
-def _import(path: str, h: dict, data: bytes) -> Object:
+def _import(path: str, h: dict, data: bytes, max_uncompressed: int = MAX_UNCOMPRESSED) -> Object:
     d = Diagnostics()
     if h["e_type"] != ET_REL:
         raise fail(f"{path}: expected an ELF relocatable object (ET_REL), got "
@@ -237,7 +249,9 @@ def _import(path: str, h: dict, data: bytes) -> Object:
                        f"file ({len(data)} bytes)")
         elif fl & SHF_COMPRESSED:
             # gcc -gz: relocations apply to the uncompressed bytes.
-            raw, align = _decompress(data[off:off + size], elf_class, order, where)
+            raw, align = _decompress(data[off:off + size], elf_class, order, where,
+                                     max_uncompressed)
+            max_uncompressed -= len(raw)
             sec_data.append(raw)
             sec_align[-1] = max(align, 1)
             size = len(raw)
@@ -416,9 +430,12 @@ def _import(path: str, h: dict, data: bytes) -> Object:
         rel_sym=cat(ry, np.int32), rel_add=cat(ra, np.int64))
 
 
-def _decompress(raw: bytes, elf_class: int, order: str, where: str) -> tuple[bytes, int]:
+def _decompress(raw: bytes, elf_class: int, order: str, where: str,
+                limit: int = MAX_UNCOMPRESSED) -> tuple[bytes, int]:
     """_decompress undoes SHF_COMPRESSED: an Elf_Chdr, then zlib data; returns
-    the bytes and the alignment of the uncompressed section."""
+    the bytes and the alignment of the uncompressed section. The header's
+    size (ch_size) must be within limit, and the data may not decompress to
+    more than it says: at most ch_size + 1 bytes are ever inflated."""
     hdr = struct.Struct(order + ("IIQQ" if elf_class == 64 else "III"))
     if len(raw) < hdr.size:
         raise fail(f"{where}: compressed section shorter than its header")
@@ -427,10 +444,17 @@ def _decompress(raw: bytes, elf_class: int, order: str, where: str) -> tuple[byt
     if ctype != ELFCOMPRESS_ZLIB:
         raise fail(f"{where}: compression type {ctype} is not supported (only zlib: "
                    "compile with -gz=zlib)")
+    if size > limit:
+        raise fail(f"{where}: decompresses to {size} bytes (ch_size), more than the "
+                   f"{max(limit, 0)} bytes left of the limit for compressed sections "
+                   "(import --max-uncompressed raises it)")
     try:
-        out = zlib.decompress(raw[hdr.size:])
+        z = zlib.decompressobj()
+        out = z.decompress(raw[hdr.size:], size + 1)
     except zlib.error as e:
         raise fail(f"{where}: bad zlib data: {e}")
+    if len(out) > size:
+        raise fail(f"{where}: decompresses to more than the {size} bytes its header says")
     if len(out) != size:
         raise fail(f"{where}: decompressed to {len(out)} bytes, the header says {size}")
     return out, align
@@ -586,12 +610,14 @@ def write(obj: Object, out: str, compact: bool) -> None:
     write_file(out, data, "")
 
 
-def import_files(paths: list[str], output: str, compact: bool) -> list[str]:
+def import_files(paths: list[str], output: str, compact: bool,
+                 max_uncompressed: int = MAX_UNCOMPRESSED) -> list[str]:
     """import_files imports each ELF object: to the file output when there is
     one, else into the directory output as NAME.obj. Every file is tried, so
     one run reports the errors of all of them; returns the paths written."""
     if len(paths) == 1 and not os.path.isdir(output):
-        write(import_elf(paths[0]), output, compact)
+        refuse_same(output, paths)
+        write(import_elf(paths[0], max_uncompressed), output, compact)
         return [output]
     outs = [os.path.join(output, os.path.splitext(os.path.basename(p))[0] + ".obj")
             for p in paths]
@@ -601,6 +627,7 @@ def import_files(paths: list[str], output: str, compact: bool) -> list[str]:
             raise fail(f"{p} and {seen[o]} would both be imported to {o}; import them into "
                        "different directories")
         seen[o] = p
+        refuse_same(o, paths)
     try:
         os.makedirs(output, exist_ok=True)
     except OSError as e:
@@ -608,7 +635,7 @@ def import_files(paths: list[str], output: str, compact: bool) -> list[str]:
     d = Diagnostics()
     for p, o in zip(paths, outs):
         try:
-            write(import_elf(p), o, compact)
+            write(import_elf(p, max_uncompressed), o, compact)
         except LinkError as e:
             for x in e.diags:
                 d.error(x.message, *x.notes)
