@@ -427,6 +427,11 @@ def _column(path: str, group: str, name: str, raw: bytes, count: int, d: Diagnos
     holds its values): the width is the byte length over count, 1, 2, 4 or 8
     up to the type's own. _wide gives the column's own type."""
     dt = np.dtype(COLUMNS[(group, name)])
+    if count < 0:
+        if name == "section":   # said once per group (its first column)
+            d.error(f"{path}: $.{group}.count: expected the number of {group}, 0 or more, "
+                    f"got {count}")
+        return np.zeros(0, dt)
     width, rest = divmod(len(raw), count) if count else (dt.itemsize, len(raw))
     if rest or width not in _WIDTHS or width > dt.itemsize:
         widths = [w for w in _WIDTHS if w <= dt.itemsize]
@@ -500,7 +505,7 @@ def _from_compact(path: str, doc: Compact, a: archreg.Arch, d: Diagnostics,
     sy, rl = doc.symbols, doc.relocs
     ns, nr = sy.count, rl.count
     names = _names(path, sy.name, d)
-    if names is not None and len(names) != ns:
+    if names is not None and len(names) != ns and ns >= 0:
         d.error(f"{path}: $.symbols.name: expected {ns} names, got {len(names)}")
     sym = [_column(path, "symbols", n, getattr(sy, n), ns, d) for n in SYMBOL_COLUMNS]
     if d:
