@@ -217,6 +217,10 @@ def report(ctx, d: Diagnostics, p: Problem, k: int, v: int) -> None:
     target = ctx.reloc_target(k)
     if p.kind == "range":
         lo, hi = h.range
+        if lo >= 0:
+            # An unsigned range: the value is unsigned too, as lld prints it
+            # (a symbol at 2**64-1 is 18446744073709551615, not -1).
+            v &= 0xFFFFFFFFFFFFFFFF
         d.error(f"{where}: relocation {h.name} out of range: {v} is not in [{lo}, {hi}]; "
                 f"references {target}", *ctx.defined_in(k))
     else:
