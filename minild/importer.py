@@ -129,6 +129,9 @@ def import_elf(path: str, max_uncompressed: int = MAX_UNCOMPRESSED) -> Object:
         from . import coff   # COFF objects (MinGW's amd64 and i386 .o): minild/coff.py
         if coff.is_coff(data):
             return coff.read(path, data)
+        from . import wasmobj   # wasm objects (clang --target=wasm32 -c): minild/wasmobj.py
+        if wasmobj.is_wasm(data):
+            return wasmobj.read(path, data)
     try:
         return _import(path, _header(data, path), data, max_uncompressed)
     except (ValueError, IndexError) as e:
