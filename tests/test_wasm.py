@@ -134,3 +134,17 @@ def test_compact_links_the_same_and_passes_the_schema(tmp_path):
     minild("link", HELLO, "-o", a)
     minild("link", compact, "-o", b)
     assert a.read_bytes() == b.read_bytes()
+
+
+def test_multi_object_example(tmp_path):
+    """examples/wasm/multi: a call across objects, a call through a function
+    pointer (the table), a global counter, data with the address of other
+    data, and a bss buffer."""
+    out = tmp_path / "multi.wasm"
+    multi = EXAMPLES / "wasm" / "multi"
+    minild("link", multi / "main.obj", multi / "lib.obj", "-o", out)
+    validate(out)
+    dump = objdump(out)
+    assert "Table[1]:" in dump and "Elem[1]:" in dump
+    assert run_wasi(out) == (b"hello, world 6\n", b"", 42)
+    golden("wasm-multi.objdump", dump)
