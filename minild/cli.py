@@ -204,6 +204,8 @@ class LinkCommand(click.Command):
               help="-H macho: the minimum macOS version in LC_BUILD_VERSION (default 11.0).")
 @click.option("--stack-size", type=Int(), default=None,
               help="wasm: the stack's size in bytes (default 64 KiB, after the data).")
+@click.option("--stack-first", is_flag=True,
+              help="wasm: the stack at the bottom of memory, the data after it.")
 @click.option("--initial-memory", type=Int(), default=None,
               help="wasm: the memory's initial size in bytes, a multiple of 64 KiB (default: "
                    "what data and stack need).")
@@ -212,7 +214,7 @@ class LinkCommand(click.Command):
 def link_cmd(objects, output, entry, headtype, text_addr, round_, strip, jobs, no_mmap, bench,
              map_path, map_format, verbose, externallink, extld, extldflags, tmpdir, libc,
              image_base, section_alignment, file_alignment, subsystem, no_dynamicbase,
-             stack_size, initial_memory, macos_version, codesign, max_align):
+             stack_size, stack_first, initial_memory, macos_version, codesign, max_align):
     """Link OBJECTS (minild JSON objects, any file extension) into an executable."""
     if (extld or extldflags or tmpdir or libc) and not externallink:
         raise click.UsageError("--extld, --extldflags, --tmpdir and --libc need --externallink")
@@ -260,7 +262,7 @@ def link_cmd(objects, output, entry, headtype, text_addr, round_, strip, jobs, n
                        file_align=file_alignment, subsystem=subsystem or "console",
                        dynamicbase=not no_dynamicbase, macos_version=macos_version or "11.0",
                        codesign=codesign, max_align=max_align, stack_size=stack_size,
-                       initial_memory=initial_memory,
+                       initial_memory=initial_memory, stack_first=stack_first,
                        log=(lambda line: err.print(line, markup=False)) if verbose else None)
 
         def go():

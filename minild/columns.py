@@ -114,8 +114,8 @@ def _wasm(ctx, objs, symbase: np.ndarray, nrel: np.ndarray) -> None:
     distinct signature once, in first-seen order), each symbol's signature and
     export name by global id; and it turns each type-index relocation's addend
     from its object's type index into the link's."""
-    ctx.types, ctx.signatures, ctx.exports = [], {}, {}
-    if not any(o.types or o.signatures or o.exports for o in objs):
+    ctx.types, ctx.signatures, ctx.exports, ctx.wasm_globals = [], {}, {}, {}
+    if not any(o.types or o.signatures or o.exports or o.globals for o in objs):
         return
     index: dict = {}
     remaps = []
@@ -124,6 +124,7 @@ def _wasm(ctx, objs, symbase: np.ndarray, nrel: np.ndarray) -> None:
         remaps.append(remap)
         ctx.signatures.update({base + k: int(remap[t]) for k, t in o.signatures.items()})
         ctx.exports.update({base + k: name for k, name in o.exports.items()})
+        ctx.wasm_globals.update({base + k: g for k, g in o.globals.items()})
     ctx.types = list(index)
     t = ctx.arch.index.get("R_WASM_TYPE_INDEX_LEB")
     if t is None:

@@ -14,7 +14,7 @@ import numpy as np
 from . import arch as archreg
 from .loader import _WIDTHS, Object  # the column widths the loader accepts
 from .schema import (FORMAT_VERSION, CImport, Compact, CRelocs, CSection, CSymbols, Import, Reloc,
-                     Symbol, WType)
+                     Symbol, WGlobal, WType)
 from .vocab import ABS, BINDINGS, IMPORT, KINDS, TYPES, UNDEF
 
 
@@ -43,7 +43,8 @@ def encode_compact(obj: Object, a: archreg.Arch) -> bytes:
                          imports=[CImport(symbol=k, module=m, name=None if n == names[k] else n)
                                   for k, m, n in obj.imports],
                          signatures=sorted(obj.signatures.items()),
-                         exports=sorted(obj.exports.items())),
+                         exports=sorted(obj.exports.items()),
+                         globals=[(k, t, m) for k, (t, m) in sorted(obj.globals.items())]),
         types=[WType(params=list(p), results=list(r)) for p, r in obj.types],
         relocs=CRelocs(count=len(obj.rel_off), types=[a.howtos[t].name for t in used],
                        section=b64(obj.rel_sec, "<u4"), offset=b64(obj.rel_off, "<u8"),
@@ -85,7 +86,9 @@ def encode_readable(obj: Object, a: archreg.Arch) -> bytes:
             value=int(obj.sym_value[i]), size=int(obj.sym_size[i]),
             binding=BINDINGS[obj.sym_bind[i]], type=TYPES[obj.sym_type[i]],
             import_=imports.get(i), signature=obj.signatures.get(i),
-            export=obj.exports.get(i))))
+            export=obj.exports.get(i),
+            global_=WGlobal(type=obj.globals[i][0], mutable=obj.globals[i][1])
+            if i in obj.globals else None)))
     types = "".join(f'\n  {enc(WType(params=list(p), results=list(r)))},'
                     for p, r in obj.types).rstrip(",")
     head = f'\n "types": [{types}\n ],' if obj.types else ""

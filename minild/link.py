@@ -69,6 +69,7 @@ class Options(msgspec.Struct):
     # wasm: the stack's size and the memory's (None: 64 KiB; what data and stack need)
     stack_size: int | None = None
     initial_memory: int | None = None
+    stack_first: bool = False     # wasm: the stack below the data (wasm-ld's --stack-first)
     log: object = None          # called with a line to show the user (-v), or None
     # A minild.readahead.ReadAhead the CLI started before importing numpy: the
     # documents it decoded are not decoded again.
@@ -102,6 +103,7 @@ class Link:
         self.types: list = []             # wasm: the link's function types, each once
         self.signatures: dict[int, int] = {}   # wasm: entry -> index into types
         self.exports: dict[int, str] = {}      # wasm: entry -> export name
+        self.wasm_globals: dict[int, tuple[str, bool]] = {}   # wasm: entry -> (type, mutable)
         # loadlib/resolve (resolve.resolve).
         self.sym_res = None               # per entry: the defining entry, -1 none
         self.globals = None               # defined global names -> entry (lookup)
@@ -318,9 +320,9 @@ def loadlib(ctx: Link) -> None:
         ctx.format = formats.lookup(formats.default_for(ctx.arch))
     fmt = ctx.format
     ctx.entry_name = ctx.opts.entry or fmt.entry
-    if fmt.name != "wasm" and (ctx.opts.stack_size is not None
+    if fmt.name != "wasm" and (ctx.opts.stack_size is not None or ctx.opts.stack_first
                                or ctx.opts.initial_memory is not None):
-        raise usage("--stack-size and --initial-memory: only for wasm output")
+        raise usage("--stack-size, --stack-first and --initial-memory: only for wasm output")
     if ctx.arch.part(fmt.part) is None:   # before resolution: a usage error, not the input's
         raise usage(f"-H {fmt.name}: the {fmt.name} format is not available for arch "
                     f"{ctx.arch.name} (the objects' arch); it is for: "

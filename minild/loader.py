@@ -70,6 +70,7 @@ class Object(msgspec.Struct):
     types: list = msgspec.field(default_factory=list)
     signatures: dict = msgspec.field(default_factory=dict)
     exports: dict = msgspec.field(default_factory=dict)
+    globals: dict = msgspec.field(default_factory=dict)   # wasm: symbol -> (type, mutable)
 
     @classmethod
     def empty(cls, path: str, arch: str) -> "Object":
@@ -212,7 +213,7 @@ def _ship(objs: list, shared: mmap.mmap, lo: int, hi: int) -> bool:
                                 for x in (n.start, n.length, n.hashes())))
         data = [None if x is None else put(x) for x in o.sec_data]
         metas.append((o.path, o.arch, o.sec_name, arrays, names, data, o.imports,
-                      (o.types, o.signatures, o.exports)))
+                      (o.types, o.signatures, o.exports, o.globals)))
     return shm.pack(shared, lo, hi, metas, fields) is not None
 
 
@@ -232,7 +233,7 @@ def _unship(shared: mmap.mmap, lo: int) -> list:
         sec_data = [None if d is None else field[d] for d in data]
         out.append(Object(path=path, arch=arch, sec_name=sec_name, sec_data=sec_data,
                           sym_name=names, imports=imports, types=w[0], signatures=w[1],
-                          exports=w[2], **cols))
+                          exports=w[2], globals=w[3], **cols))
     return out
 
 
@@ -291,6 +292,7 @@ def _from_readable(path: str, doc: Readable, a: archreg.Arch, d: Diagnostics) ->
     imports = []
     signatures: dict[int, int] = {}
     exports: dict[int, str] = {}
+    globals_: dict[int, tuple[str, bool]] = {}
     byname: dict[str, int] = {}
     for i, s in enumerate(doc.symbols):
         where = f"{path}: $.symbols[{i}]"
@@ -330,6 +332,12 @@ def _from_readable(path: str, doc: Readable, a: archreg.Arch, d: Diagnostics) ->
                         f"({len(doc.types)} types)")
             else:
                 signatures[i] = s.signature
+        if s.global_ is not None:
+            if s.section not in (None, "*ABS*") or s.binding == "local" and s.section is None:
+                d.error(f"{where}.global: a wasm global is in no section: give \"*ABS*\" and "
+                        "its initial value in value (or no section, for one defined elsewhere)")
+            else:
+                globals_[i] = (s.global_.type, s.global_.mutable)
         if s.export is not None:
             if not s.export or "\0" in s.export or si < 0:
                 d.error(f"{where}.export: expected a non-empty name on a defined symbol")
@@ -397,7 +405,7 @@ def _from_readable(path: str, doc: Readable, a: archreg.Arch, d: Diagnostics) ->
         rel_type=np.array(rtype, np.int16), rel_sym=np.array(rsym, np.int32),
         rel_add=np.array(radd, np.int64), imports=imports,
         types=[(tuple(t.params), tuple(t.results)) for t in doc.types],
-        signatures=signatures, exports=exports)
+        signatures=signatures, exports=exports, globals=globals_)
 
 
 def _check_import(where: str, name: str, section, binding: str, module: str,
@@ -570,9 +578,14 @@ def _compact_wasm(path: str, doc, d: Diagnostics) -> dict:
     """_compact_wasm checks the wasm parts of a compact document (types,
     $.symbols.signatures and .exports) and returns them as Object fields."""
     sy = doc.symbols
-    if not (doc.types or sy.signatures or sy.exports):
+    if not (doc.types or sy.signatures or sy.exports or sy.globals):
         return {}
-    sigs, exps = {}, {}
+    sigs, exps, globs = {}, {}, {}
+    for j, (k, vt, mut) in enumerate(sy.globals):
+        if not 0 <= k < sy.count:
+            d.error(f"{path}: $.symbols.globals[{j}]: symbol {k} is not in [0, {sy.count - 1}]")
+        else:
+            globs[k] = (vt, bool(mut))
     for j, (k, t) in enumerate(sy.signatures):
         if not 0 <= k < sy.count or not 0 <= t < len(doc.types):
             d.error(f"{path}: $.symbols.signatures[{j}]: symbol {k} or type {t} out of range "
@@ -586,7 +599,7 @@ def _compact_wasm(path: str, doc, d: Diagnostics) -> dict:
         else:
             exps[k] = name
     return {"types": [(tuple(t.params), tuple(t.results)) for t in doc.types],
-            "signatures": sigs, "exports": exps}
+            "signatures": sigs, "exports": exps, "globals": globs}
 
 
 def _compact_imports(path: str, sy, names, ssec: np.ndarray, sbind: np.ndarray,

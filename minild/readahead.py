@@ -158,7 +158,7 @@ def _pack(doc: Compact, shared: mmap.mmap, pos: int) -> int | None:
             (sy.count, [(i.symbol, i.module, i.name) for i in sy.imports], put(sy.name),
              *(put(getattr(sy, f)) for f in SYMBOL_COLUMNS)),
             (rl.count, rl.types, *(put(getattr(rl, f)) for f in RELOC_COLUMNS)),
-            ([(t.params, t.results) for t in doc.types], sy.signatures, sy.exports))
+            ([(t.params, t.results) for t in doc.types], sy.signatures, sy.exports, sy.globals))
     return shm.pack(shared, pos, len(shared), meta, fields)
 
 
@@ -179,7 +179,7 @@ def _unpack(shared: mmap.mmap, n: int) -> dict[int, Compact]:
                       for name, kind, align, d, sz in secs],
             symbols=CSymbols(syms[0], *(field[k] for k in syms[2:]),
                              imports=[CImport(*i) for i in syms[1]], signatures=wasm[1],
-                             exports=wasm[2]),
+                             exports=wasm[2], globals=wasm[3]),
             types=[WType(params=p, results=r) for p, r in wasm[0]],
             relocs=CRelocs(rels[0], rels[1], *(field[k] for k in rels[2:])))
     return out

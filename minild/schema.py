@@ -59,6 +59,13 @@ class Import(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     name: str | None = None        # the name the module exports it by; default: the symbol's
 
 
+class WGlobal(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """WGlobal: a wasm global's value type and mutability."""
+
+    type: ValType
+    mutable: bool = False
+
+
 class Symbol(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     name: str
     section: str | None = None     # None: undefined (or imported); "*ABS*": absolute
@@ -69,6 +76,7 @@ class Symbol(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     import_: Import | None = msgspec.field(default=None, name="import")
     signature: int | None = None   # wasm: an index into the object's types
     export: str | None = None      # wasm: exported under this name
+    global_: WGlobal | None = msgspec.field(default=None, name="global")   # wasm: a global
 
 
 class Readable(msgspec.Struct, tag_field="encoding", tag="readable", forbid_unknown_fields=True):
@@ -111,6 +119,7 @@ class CSymbols(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     imports: list[CImport] = []    # the imported symbols among them
     signatures: list[tuple[int, int]] = []   # wasm: (symbol, type index)
     exports: list[tuple[int, str]] = []      # wasm: (symbol, export name)
+    globals: list[tuple[int, ValType, bool]] = []   # wasm: (symbol, value type, mutable)
 
 
 class CRelocs(msgspec.Struct, forbid_unknown_fields=True):

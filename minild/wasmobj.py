@@ -286,6 +286,7 @@ def _read(path: str, data: bytes) -> Object:
     # and __stack_pointer.
     fimports: list[tuple[str, str, int]] = []
     gimports: list[tuple[str, str]] = []
+    gtypes: list[tuple[str | None, bool]] = []   # per global import: (value type, mutable)
     timports: list[tuple[str, str]] = []
     if IMPORT_SEC in by_id:
         s = by_id[IMPORT_SEC]
@@ -316,9 +317,10 @@ def _read(path: str, data: bytes) -> Object:
                 vt = r.u8(f"the value type of {what}")
                 mut = r.u8(f"the mutability of {what}")
                 gimports.append((module, field))
-                if (module, field, vt, mut) != ("env", STACK_POINTER, 0x7F, 1):
-                    d.error(f"{s.where}: {what}: global imports other than env.__stack_pointer "
-                            "(a mutable i32) are not supported: minild defines no other globals")
+                gtypes.append((VALTYPES.get(vt), bool(mut)))
+                if vt not in VALTYPES or mut > 1:
+                    d.error(f"{s.where}: {what}: a global of value type {vt:#x} (mutability "
+                            f"{mut}) is not supported")
             else:
                 raise fail(f"{s.where}: {what}: import kind "
                            f"{EXTERNAL.get(kind, kind)} is not supported")
@@ -334,8 +336,33 @@ def _read(path: str, data: bytes) -> Object:
                   for k in range(r.count("the number of functions"))]
         r.done("functions")
     defined = {TABLE: 0, GLOBAL: 0}   # how many: symbols may name them (refused below)
+    gdefs: list[tuple[str, bool, int]] = []   # defined globals: (value type, mutable, initial)
+    if GLOBAL in by_id:
+        s = by_id[GLOBAL]
+        r = _Reader(data, s.start, s.end, s.where)
+        for k in range(r.count("the number of globals", 3)):
+            what = f"global [{len(gimports) + k}]"
+            vt, mut = r.u8(f"the value type of {what}"), r.u8(f"the mutability of {what}")
+            op = r.u8(f"the initial value's opcode of {what}")
+            if vt not in VALTYPES or mut > 1:
+                raise fail(f"{s.where}: {what}: value type {vt:#x} (mutability {mut}) is not "
+                           "supported")
+            if op in (0x41, 0x42):
+                v = r.leb(f"the initial value of {what}", 64, signed=True)
+            elif op in (0x43, 0x44):
+                n = 4 if op == 0x43 else 8
+                v = int.from_bytes(data[r.pos:r.pos + n], "little")
+                r.skip(n, f"the initial value of {what}")
+            else:
+                raise fail(f"{s.where}: {what}: an initial value other than a constant "
+                           f"(opcode {op:#x}) is not supported")
+            if r.u8(f"the end of {what}'s initial value") != 0x0B:
+                raise fail(f"{s.where}: {what}: its initial value does not end with end (0x0b)")
+            gdefs.append((VALTYPES[vt], bool(mut), v))
+        r.done("globals")
+        defined[GLOBAL] = len(gdefs)
     for sid, what in ((TABLE, "defined tables"), (MEMORY, "defined memories"),
-                      (GLOBAL, "defined globals"), (TAG, "tags (exception handling)")):
+                      (TAG, "tags (exception handling)")):
         if sid in by_id:
             s = by_id[sid]
             n = defined[sid] = _Reader(data, s.start, s.end, s.where).leb(f"the number of {what}")
@@ -505,7 +532,7 @@ def _read(path: str, data: bytes) -> Object:
     reported = np.zeros(nsym, bool)       # refused here: relocations against it need no message
     dropped: dict[int, str] = {}          # left out on purpose: why, for a relocation against it
     out_names, out_sec, out_val, out_size, out_bind, out_type = [], [], [], [], [], []
-    imports, signatures, exports = [], {}, {}
+    imports, signatures, exports, globals_ = [], {}, {}, {}
     for k, (kind, flags, index, name, dinfo) in enumerate(syminfo):
         where = f"{lk.where}: symbol #{k} {name or '(no name)'}"
         bad = None
@@ -527,10 +554,22 @@ def _read(path: str, data: bytes) -> Object:
         elif kind == SYM_SECTION:
             dropped[k] = "a section symbol of a custom section, which minild leaves out"
             continue
-        elif kind == SYM_GLOBAL:
-            if not (undef and name == STACK_POINTER):
-                bad = ("globals other than the imported __stack_pointer are not supported: "
-                       "minild defines no other globals")
+        elif kind == SYM_GLOBAL and not (undef and name == STACK_POINTER):
+            # A wasm global: imported (or defined by another object), or defined
+            # here as an absolute symbol whose value is its initial value.
+            if undef:
+                module, field = gimports[index]
+                globals_[len(out_names)] = gtypes[index]
+                if module != "env" or flags & EXPLICIT_NAME:
+                    imports.append((len(out_names), module, field))
+                    gsec = IMPORT
+                else:
+                    gsec = UNDEF
+                gval = 0
+            else:
+                vt, mut, gval = gdefs[index - len(gimports)]
+                globals_[len(out_names)] = (vt, mut)
+                gsec = ABS
         elif kind == SYM_DATA and flags & ABSOLUTE:
             bad = "absolute data symbols are not supported"
         if bad:
@@ -538,6 +577,8 @@ def _read(path: str, data: bytes) -> Object:
             reported[k] = True
             continue
         sec, val, size, typ = UNDEF, 0, 0, SymType.NOTYPE
+        if kind == SYM_GLOBAL and not (undef and name == STACK_POINTER):
+            sec, val = gsec, gval
         if kind == SYM_FUNCTION:
             typ = SymType.FUNC
             if index < nimp:
@@ -726,7 +767,7 @@ def _read(path: str, data: bytes) -> Object:
         sym_type=np.array(out_type, np.uint8),
         rel_sec=cat(rs, np.int32), rel_off=cat(ro, np.int64), rel_type=cat(rt, np.int16),
         rel_sym=cat(ry, np.int32), rel_add=cat(ra, np.int64), imports=imports,
-        types=types, signatures=signatures, exports=exports)
+        types=types, signatures=signatures, exports=exports, globals=globals_)
 
 
 def _limits(r: _Reader, what: str):

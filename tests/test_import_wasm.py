@@ -407,19 +407,22 @@ def test_refused(o2, tmp_path):
 
 
 def test_refused_from_sources(tmp_path):
-    """What clang writes that minild cannot link: constructors, globals, wasm64."""
+    """What clang writes that minild cannot link: constructors, wasm64; and a
+    global whose initial value is not a constant."""
     (tmp_path / "ctor.c").write_text("void setup(void);\n__attribute__((constructor)) static "
                                      "void init(void) { setup(); }\n")
-    (tmp_path / "glob.s").write_text(".globaltype g, i32\ng:\n")
+    (tmp_path / "glob.s").write_text(".globaltype g, i32\ng:\n")   # initial value: 0
     (tmp_path / "w64.c").write_text("int x;\nint *p(void) { return &x; }\n")
     ctor, = compile_c(tmp_path, ("-O2",), ("ctor.c",), tmp_path)
     refused(tmp_path, "ctor.o", ctor.read_bytes(),
             r"linking: subsection WASM_INIT_FUNCS: 1 init functions \(constructors\)")
     run([tool("clang-14"), "--target=wasm32", "-c", "-o", tmp_path / "glob.o",
          tmp_path / "glob.s"])
-    refused(tmp_path, "glob2.o", (tmp_path / "glob.o").read_bytes(),
-            r"section \[\d+\] Global: 1 defined globals: not supported",
-            r"linking: symbol #0 g: globals other than the imported __stack_pointer")
+    raw = bytearray((tmp_path / "glob.o").read_bytes())
+    at = raw.index(bytes([0x7F, 0x01, 0x41, 0x00, 0x0B]))   # i32, mutable, i32.const 0, end
+    raw[at + 2:at + 4] = bytes([0x23, 0x00])                 # global.get 0: not a constant
+    refused(tmp_path, "glob2.o", bytes(raw),
+            r"global \[0\]: an initial value other than a constant \(opcode 0x23\)")
     run([tool("clang-14"), "--target=wasm64", "-O2", "-c", "-o", tmp_path / "w64.o",
          tmp_path / "w64.c"])
     refused(tmp_path, "w64b.o", (tmp_path / "w64.o").read_bytes(),

@@ -148,3 +148,16 @@ def test_multi_object_example(tmp_path):
     assert "Table[1]:" in dump and "Elem[1]:" in dump
     assert run_wasi(out) == (b"hello, world 6\n", b"", 42)
     golden("wasm-multi.objdump", dump)
+
+
+def test_stack_first(tmp_path):
+    out = tmp_path / "sf.wasm"
+    minild("link", "--stack-first", HELLO, "-o", out)
+    validate(out)
+    dump = objdump(out)
+    assert "init i32=65536" in dump                 # __stack_pointer: the top of [0, 64 KiB)
+    assert "segment[0] memory=0 size=13 - init i32=65536" in dump   # data after the stack
+    assert run_wasi(out)[0] == b"hello, world\n"
+    # Data placed inside the stack's range: refused.
+    err = refused(tmp_path, "--stack-first", "-T", "1024", HELLO)
+    assert "overlaps the stack" in err and ".rodata" in err

@@ -9,8 +9,11 @@ linear memory. The module:
   function  each defined function's type (one text section per function)
   table     funcref, slot 0 null, then every function whose address is taken
   memory    one, exported as "memory": 1024 (the global base, -T) .. data,
-            bss, then the stack (--stack-size, 64 KiB): __heap_base is its top
-  global    __stack_pointer (mutable i32, global 0) = the top of the stack
+            bss, then the stack (--stack-size, 64 KiB): __heap_base is its top;
+            or, with --stack-first, the stack at 0 and the data after it
+  global    __stack_pointer (mutable i32, after any imported globals) = the top of
+            the stack, then the globals objects define (absolute symbols with a
+            "global" type: their value is the initial value, their address the index)
   export    the entry (-e, _start), memory, and every symbol an object exports
   elem      the table's contents
   code      the function bodies, each after its size (a ULEB128)
@@ -30,7 +33,7 @@ import msgspec
 import numpy as np
 
 from ..errors import Diagnostics, fail
-from ..vocab import Kind, SegmentPlan, align_up
+from ..vocab import ABS, Kind, SegmentPlan, align_up
 from . import Format, rules
 
 SEGMENTS = (
@@ -83,6 +86,9 @@ class State(msgspec.Struct):
 
     funcs: list = msgspec.field(default_factory=list)     # defined: (text section, type)
     imported: list = msgspec.field(default_factory=list)  # (import entry, module, name, type)
+    gimported: list = msgspec.field(default_factory=list)  # (entry, module, name, type, mutable)
+    gdefined: list = msgspec.field(default_factory=list)   # (entry, type, mutable, initial value)
+    sp_index: int = 0            # __stack_pointer's global index
     head: bytes = b""            # the module up to the code section
     code_at: int = 0             # where the code section starts
     code_head: bytes = b""       # its id, size and count
@@ -129,12 +135,26 @@ def gensections(ctx) -> None:
                     f"{_show(ctx.types[t])} in {ctx.objects[ctx.sym_obj[i]].path}, "
                     f"{_show(ctx.types[sig[j]])} in {ctx.objects[ctx.sym_obj[j]].path}")
     _check_leb_places(ctx, d)
+    glob = ctx.wasm_globals
     for i in sorted(ctx.imports_used):
         module, field = ctx.imports[i]
-        if i not in sig:
+        if i in glob:
+            st.gimported.append((i, module, field, *glob[i]))
+        elif i not in sig:
             d.error(f"imported function {ctx.names[i]} ({module}.{field}) has no signature")
-            continue
-        st.imported.append((i, module, field, sig[i]))
+        else:
+            st.imported.append((i, module, field, sig[i]))
+    # Globals: the winning definitions (absolute symbols: their value is the
+    # initial value), and references that must agree with them.
+    for i, (vt, mut) in sorted(glob.items()):
+        j = int(res[i])
+        if j == i and int(sec[i]) == ABS:
+            st.gdefined.append((i, vt, mut, int(ctx.sym_value[i])))
+        elif j >= 0 and j != i and j in glob and glob[j] != (vt, mut):
+            d.error(f"global {ctx.names[i]}: type mismatch: {_showg(vt, mut)} in "
+                    f"{ctx.objects[ctx.sym_obj[i]].path}, {_showg(*glob[j])} in "
+                    f"{ctx.objects[ctx.sym_obj[j]].path}")
+    st.sp_index = len(st.gimported)
     d.check()
 
 
@@ -154,6 +174,10 @@ def _check_leb_places(ctx, d: Diagnostics) -> None:
                     f"references {ctx.reloc_target(k)}")
 
 
+def _showg(vt: str, mut: bool) -> str:
+    return f"{'mutable ' if mut else ''}{vt}"
+
+
 def _show(t) -> str:
     return f"({', '.join(t[0])}) -> ({', '.join(t[1])})"
 
@@ -165,15 +189,23 @@ def address(ctx, headr: int) -> None:
     stack) and the module file: every section before the code is built here,
     then each function body's place (after its size) and each data segment's."""
     st = ctx.fmt
-    base = ctx.text_addr
+    stack = ctx.opts.stack_size if ctx.opts.stack_size is not None else STACK_SIZE
+    first = ctx.opts.stack_first
+    # --stack-first (wasm-ld's): the stack at the bottom of memory, [0, stack),
+    # and the data from the end of it unless -T says otherwise.
+    base = ctx.text_addr if ctx.opts.text_addr is not None or not first else align_up(stack, 16)
     mem = next((s for s in ctx.segments if s.name == "memory"), None)
     va = base
     if mem is not None:
         mem.vaddr = base
         va, _ = rules._sections(mem, base, 0)
+        if first and mem.sections and mem.sections[0].addr < align_up(stack, 16):
+            o = mem.sections[0]
+            raise fail(f"wasm: data segment {o.name} at [{o.addr:#x}, {o.addr + o.size:#x}) "
+                       f"overlaps the stack, [0, {align_up(stack, 16):#x}) with --stack-first "
+                       "(move the data with -T, or shrink --stack-size)")
     st.data_end = align_up(va, 16)
-    stack = ctx.opts.stack_size if ctx.opts.stack_size is not None else STACK_SIZE
-    st.stack_top = align_up(st.data_end + stack, 16)
+    st.stack_top = align_up(stack, 16) if first else align_up(st.data_end + stack, 16)
     if st.stack_top >= 1 << 32:
         raise fail(f"wasm: data and stack end at {st.stack_top:#x}, past the 4 GiB of wasm32 memory")
     nimp = len(st.imported)
@@ -218,6 +250,19 @@ def address(ctx, headr: int) -> None:
     st.end = off
 
 
+def _const(vt: str, v: int) -> bytes:
+    """_const: the constant expression of a global's initial value (float
+    values given as their bits)."""
+    v &= (1 << 64) - 1
+    if vt == "i32":
+        return b"\x41" + sleb(_i32(v & 0xFFFFFFFF))
+    if vt == "i64":
+        return b"\x42" + sleb(v - (1 << 64) if v >= 1 << 63 else v)
+    if vt == "f32":
+        return b"\x43" + (v & 0xFFFFFFFF).to_bytes(4, "little")
+    return b"\x44" + v.to_bytes(8, "little")
+
+
 def _i32(v: int) -> int:
     return v - (1 << 32) if v >= 1 << 31 else v
 
@@ -239,6 +284,10 @@ def assign(ctx) -> None:
         ctx.sec_addr[s] = nimp + k
     for k, (i, *_) in enumerate(st.imported):
         ctx.sym_value[i] = k            # sym_sec stays IMPORT: its address is its value
+    for k, (i, *_) in enumerate(st.gimported):
+        ctx.sym_value[i] = k
+    for k, (i, *_) in enumerate(st.gdefined):
+        ctx.sym_value[i] = st.sp_index + 1 + k   # ABS: the value is the address
 
 
 def _head(ctx, index: dict) -> bytes:
@@ -248,20 +297,24 @@ def _head(ctx, index: dict) -> bytes:
     ftype = lambda t: (b"\x60" + vec([bytes([VALTYPE[v]]) for v in t[0]])  # noqa: E731
                        + vec([bytes([VALTYPE[v]]) for v in t[1]]))
     out += section(1, vec([ftype(t) for t in ctx.types]))
-    if st.imported:
+    if st.imported or st.gimported:
         out += section(2, vec([name(m) + name(f) + b"\x00" + uleb(t)
-                               for _, m, f, t in st.imported]))
+                               for _, m, f, t in st.imported]
+                              + [name(m) + name(f) + b"\x03" + bytes([VALTYPE[vt], mut])
+                                 for _, m, f, vt, mut in st.gimported]))
     out += section(3, vec([uleb(t) for _, t in st.funcs]))
     n = 1 + len(st.table)
     out += section(4, vec([b"\x70\x01" + uleb(n) + uleb(n)]))
-    pages = max(1, -(-st.stack_top // PAGE))
+    pages = max(1, -(-_heap_base(ctx) // PAGE))
     if ctx.opts.initial_memory is not None:
         if ctx.opts.initial_memory < pages * PAGE or ctx.opts.initial_memory % PAGE:
             raise fail(f"--initial-memory {ctx.opts.initial_memory:#x}: data and stack need "
                        f"{pages * PAGE:#x} bytes, in 64 KiB pages")
         pages = ctx.opts.initial_memory // PAGE
     out += section(5, vec([b"\x00" + uleb(pages)]))
-    out += section(6, vec([b"\x7f\x01\x41" + sleb(_i32(st.stack_top)) + b"\x0b"]))
+    out += section(6, vec([b"\x7f\x01\x41" + sleb(_i32(st.stack_top)) + b"\x0b"]
+                          + [bytes([VALTYPE[vt], mut]) + _const(vt, v) + b"\x0b"
+                             for _, vt, mut, v in st.gdefined]))
     exports = []
     entry = ctx.entry_sym
     if entry is not None:
@@ -279,6 +332,12 @@ def _head(ctx, index: dict) -> bytes:
     if st.table:
         out += section(9, vec([b"\x00\x41\x01\x0b" + vec([uleb(f) for f in st.table])]))
     return bytes(out)
+
+
+def _heap_base(ctx) -> int:
+    """_heap_base: where the heap starts, the top of whatever is highest, the
+    stack or the data."""
+    return max(ctx.fmt.stack_top, ctx.fmt.data_end)
 
 
 def headr_size(ctx) -> int:
@@ -331,9 +390,9 @@ def notes(ctx) -> list[str]:
 
 
 LINKER_SYMBOLS = {
-    "__stack_pointer": lambda ctx: 0,                     # global 0
+    "__stack_pointer": lambda ctx: ctx.fmt.sp_index,      # after the imported globals
     "__data_end": lambda ctx: ctx.fmt.data_end,
-    "__heap_base": lambda ctx: ctx.fmt.stack_top,
+    "__heap_base": _heap_base,
 }
 
 FORMAT = Format(name="wasm", part="wasm", segments=SEGMENTS, defaults=defaults,
