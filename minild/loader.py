@@ -20,6 +20,7 @@ from . import arch as archreg
 from . import shm, workers
 from .errors import Diagnostics, LinkError, fail
 from .names import Names
+from .reloc import addend as reloc_addend
 from .vocab import ABS, BINDINGS, IMPORT, KIND_ID, KINDS, TYPES, UNDEF, Bind, SymType  # noqa: F401
 # The schema and decoding live apart from numpy (minild.readahead).
 from .schema import RELOC_COLUMNS, SYMBOL_COLUMNS, Compact, Readable, decode, msgspec_message
@@ -372,6 +373,10 @@ def _from_readable(path: str, doc: Readable, a: archreg.Arch, d: Diagnostics) ->
                 continue
             if "\0" in r.symbol:
                 d.error(f"{where}.symbol: a symbol name may not contain NUL")
+                continue
+            if not r.symbol and a.howtos[t].calc is not reloc_addend:
+                d.error(f"{where}.symbol: relocation {r.type} needs a symbol (only a "
+                        "relocation that carries its value in its addend names none)")
                 continue
             k = byname.get(r.symbol)
             if k is None:
