@@ -22,6 +22,7 @@ import copy
 import json
 import os
 import random
+import re
 import sys
 import time
 from pathlib import Path
@@ -98,7 +99,7 @@ def mutate(doc, rng: random.Random) -> tuple[object, str]:
         return doc, f"cut {p}"
     if what == 4 and rng.random() < 0.2:
         n = rng.choice([70, 500, 2000, 20000])
-        parent[key] = f"<deep {n}>"   # written out by dumps
+        parent[key] = f"\u0001deep {n}\u0001"   # written out by dumps
         return doc, f"nest {p} {n} deep"
     if what == 5 and isinstance(parent, dict):
         parent[rng.choice(["zz", "encoding", "count", "types", "import", "size", "data"])] = \
@@ -110,15 +111,14 @@ def mutate(doc, rng: random.Random) -> tuple[object, str]:
 
 
 def dumps(doc) -> str:
-    """dumps writes doc as JSON; '<deep N>' strings become N-deep arrays
+    """dumps writes doc as JSON; deep-nesting placeholders become N-deep arrays
     (deeper than json.dumps can write)."""
     text = json.dumps(doc, ensure_ascii=False)
-    while '"<deep ' in text:
-        i = text.index('"<deep ')
-        j = text.index('>"', i)
-        n = int(text[i + 7:j])
-        text = text[:i] + "[" * n + "]" * n + text[j + 2:]
-    return text
+    # (a placeholder that a later mutation cut stays a string)
+    return DEEP.sub(lambda m: "[" * int(m.group(1)) + "]" * int(m.group(1)), text)
+
+
+DEEP = re.compile(r'"\\u0001deep (\d+)\\u0001"')
 
 
 class Quiet:
@@ -180,7 +180,7 @@ def execute(text: str, workdir: Path, rng: random.Random | None = None) -> int:
 def worker(n: int, seed: int, workdir: Path, crashers: Path | None) -> dict:
     rng = random.Random(seed)
     docs = seeds()
-    counts = {0: 0, 1: 0, 2: 0, 3: 0, 4: 0}
+    counts = {0: 0, 1: 0, 2: 0, 3: 0, 4: 0, 5: 0}
     for i in range(n):
         name, base = rng.choice(docs)
         doc, how = base, []
@@ -188,9 +188,13 @@ def worker(n: int, seed: int, workdir: Path, crashers: Path | None) -> dict:
             doc, h = mutate(doc, rng)
             how.append(h)
         text = dumps(doc)
-        s = execute(text, workdir, rng)
+        try:
+            s = execute(text, workdir, rng)
+        except Exception:  # noqa: BLE001 - outside cli.run: the fuzzer's own, or a bug
+            import traceback
+            s, how = 5, how + [traceback.format_exc()]
         counts[s] = counts.get(s, 0) + 1
-        if s >= 3 and crashers is not None:
+        if s >= 3 and crashers is not None:   # 3: a bug, 4: out of memory, 5: escaped
             (crashers / f"s{seed}-{i}-exit{s}.obj").write_text(text)
             (crashers / f"s{seed}-{i}-exit{s}.txt").write_text(f"{name}: {'; '.join(how)}\n")
     return counts
@@ -269,6 +273,9 @@ def main() -> None:
                 c = worker(n, a.seed * 1000 + j, w, a.crashers)
                 (w / "counts.json").write_text(json.dumps(c))
                 code = 0
+            except BaseException:
+                import traceback
+                traceback.print_exc()
             finally:
                 os._exit(code)
         pids.append(pid)
@@ -276,14 +283,20 @@ def main() -> None:
         os.waitpid(pid, 0)
     total = {}
     for j in range(a.jobs):
-        for k, v in json.loads((tmp / f"w{j}" / "counts.json").read_text()).items():
+        f = tmp / f"w{j}" / "counts.json"
+        if not f.exists():
+            print(f"worker {j} died (seed {a.seed * 1000 + j})")
+            total[5] = total.get(5, 0) + 1
+            continue
+        for k, v in json.loads(f.read_text()).items():
             total[int(k)] = total.get(int(k), 0) + v
     dt = time.monotonic() - t0
     n = sum(total.values())
     print(f"executions {n} in {dt:.0f} s ({n / dt:.0f}/s, {a.jobs} jobs, seed {a.seed}): "
           f"exit 0: {total.get(0, 0)}, exit 1: {total.get(1, 0)}, exit 2: {total.get(2, 0)}, "
-          f"exit 3: {total.get(3, 0)}, out of memory: {total.get(4, 0)}")
-    sys.exit(1 if total.get(3, 0) or total.get(4, 0) else 0)
+          f"exit 3: {total.get(3, 0)}, out of memory: {total.get(4, 0)}, "
+          f"escaped cli.run: {total.get(5, 0)}")
+    sys.exit(1 if total.get(3, 0) or total.get(4, 0) or total.get(5, 0) else 0)
 
 
 if __name__ == "__main__":
