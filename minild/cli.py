@@ -76,6 +76,12 @@ def report(e: LinkError) -> None:
                   markup=True)
 
 
+def warning(text: str) -> None:
+    """warning prints one warning line on stderr (the link goes on)."""
+    from rich.markup import escape
+    err.print(f"[bold yellow]warning:[/] {escape(text)}", markup=True, highlight=False)
+
+
 def run(fn, *args, **kw):
     """run calls fn and turns errors into messages and exit statuses: 1 for
     bad input, 2 for a command line that asks for what cannot be (click's
@@ -263,7 +269,8 @@ def link_cmd(objects, output, entry, headtype, text_addr, round_, strip, jobs, n
                        dynamicbase=not no_dynamicbase, macos_version=macos_version or "11.0",
                        codesign=codesign, max_align=max_align, stack_size=stack_size,
                        initial_memory=initial_memory, stack_first=stack_first,
-                       log=(lambda line: err.print(line, markup=False)) if verbose else None)
+                       log=(lambda line: err.print(line, markup=False)) if verbose else None,
+                       warn=warning)
 
         def go():
             from .outfile import refuse_same

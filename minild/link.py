@@ -71,6 +71,7 @@ class Options(msgspec.Struct):
     initial_memory: int | None = None
     stack_first: bool = False     # wasm: the stack below the data (wasm-ld's --stack-first)
     log: object = None          # called with a line to show the user (-v), or None
+    warn: object = None         # called with each warning's text (the CLI prints it), or None
     # A minild.readahead.ReadAhead the CLI started before importing numpy: the
     # documents it decoded are not decoded again.
     ahead: object = None
@@ -89,6 +90,7 @@ class Link:
         self.entry_name = ""              # -e, or the format's
         self.text_addr = 0                # -T, or the (format, arch) default
         self.round = 0                    # -R, or the (format, arch) default
+        self.warnings: list[str] = []     # what warn() said (the CLI prints each as it comes)
         # loadlib/read: the objects (and "<internal>" for linker-defined symbols).
         self.objects: list[Object] = []
         # loadlib/columns: the link's columns, global ids (columns.columns).
@@ -211,8 +213,10 @@ def link(opts: Options) -> Link:
         try:
             ctx.format = formats.lookup(headtype)
         except KeyError:
-            raise fail(f"unknown header type {opts.headtype!r}; expected one of: "
-                       + ", ".join(formats.names()))
+            from .suggest import did_you_mean
+            raise usage(f"-H {opts.headtype}: unknown output format; expected one of: "
+                        + ", ".join(formats.names())
+                        + did_you_mean(opts.headtype, formats.names()))
     with ctx.phase("loadlib"):
         loadlib(ctx)
     fmt = ctx.format
@@ -220,10 +224,14 @@ def link(opts: Options) -> Link:
     ctx.text_addr = T if opts.text_addr is None else opts.text_addr
     ctx.round = R if opts.round is None else opts.round
     if ctx.round < 1 or ctx.round & (ctx.round - 1):
-        raise fail(f"-R {ctx.round:#x}: the rounding must be a power of two")
+        raise usage(f"-R {ctx.round:#x}: the rounding must be a power of two")
+    refuse_small_round(ctx, R)
     if fmt.gensections is not None:
         with ctx.phase("gensections"):
             fmt.gensections(ctx)
+    if ctx.arch.gensections is not None:
+        with ctx.phase("gensections"):
+            ctx.arch.gensections(ctx)
     with ctx.phase("dodata"):
         dodata(ctx)
     if opts.log and fmt.notes is not None:
@@ -236,6 +244,7 @@ def link(opts: Options) -> Link:
         symaddrs(ctx)
         if fmt.layout is not None:
             ctx.filesize = fmt.layout(ctx, ctx.filesize)
+    warn_moved_text(ctx)
     # At this point, memory layout is fixed: addresses, file offsets, the file size.
     if not opts.externallink:
         write_output(ctx, opts.output)
@@ -264,6 +273,50 @@ def link(opts: Options) -> Link:
         if not opts.tmpdir:
             shutil.rmtree(tmpdir, ignore_errors=True)
     return ctx
+
+
+# The smallest page each format's loader maps segments in: Linux maps ELF
+# PT_LOADs with mmap, whose offsets and addresses agree modulo the page (4 KiB
+# is the smallest page of every Linux arch minild writes); plan 9 pages are 4
+# KiB (BY2PG); macOS pages are 16 KiB on arm64, 4 KiB on amd64. PE's
+# SectionAlignment has its own rules (format.pe), wasm has no pages.
+MIN_PAGE = {"elf": ("Linux's ELF loader", lambda arch: 0x1000),
+            "plan9": ("plan 9's loader", lambda arch: 0x1000),
+            "macho": ("macOS's loader", lambda arch: 0x4000 if arch.name == "arm64" else 0x1000)}
+
+
+def refuse_small_round(ctx: Link, default: int) -> None:
+    """refuse_small_round refuses an -R below the loader's page: the output
+    would be written but could not be loaded (its segments would not sit at
+    their file offsets modulo the page)."""
+    loader, page = MIN_PAGE.get(ctx.format.name, (None, None))
+    if page is None or ctx.opts.round is None:
+        return
+    need = page(ctx.arch)
+    if ctx.round < need:
+        raise usage(f"-R {ctx.round:#x}: below the page size: {loader} maps "
+                    f"segments in pages of {need:#x} bytes, so -R must be at least {need:#x} "
+                    f"(the default for {ctx.arch.name} is {default:#x})")
+
+
+def warn(ctx: Link, text: str) -> None:
+    """warn records a warning and hands it to the caller's opts.warn."""
+    ctx.warnings.append(text)
+    if ctx.opts.warn is not None:
+        ctx.opts.warn(text)
+
+
+def warn_moved_text(ctx: Link) -> None:
+    """warn_moved_text says when -T asked for an address that the first
+    section's alignment moved (formats that put .text at -T: ELF, plan 9)."""
+    if ctx.opts.text_addr is None or ctx.format.name not in ("elf", "plan9", "elfrel"):
+        return
+    first = next((s.sections[0] for s in ctx.segments if s.loaded and s.sections), None)
+    if first is None or first.addr == ctx.text_addr:
+        return
+    warn(ctx, f"-T {ctx.text_addr:#x}: {first.name} starts at {first.addr:#x}, not at -T: "
+              f"its alignment is {first.align:#x}; say -T {first.addr:#x} (or another multiple "
+              f"of {first.align:#x}) to put it where you mean")
 
 
 def write_output(ctx: Link, path: str) -> None:

@@ -274,9 +274,9 @@ def test_usage_errors_exit_2(args, expect):
 def test_bad_round_and_headtype(tmp_path):
     h = EXAMPLES / "hello" / "amd64.obj"
     p = minild("link", h, "-o", tmp_path / "o", "-R", "0x1001", check=False)
-    assert p.returncode == 1 and "power of two" in p.stderr
+    assert p.returncode == 2 and "power of two" in p.stderr     # usage errors (README's table)
     p = minild("link", h, "-o", tmp_path / "o", "-H", "coff", check=False)
-    assert p.returncode == 1 and "unknown header type 'coff'" in p.stderr
+    assert p.returncode == 2 and "-H coff: unknown output format" in p.stderr
 
 
 def test_relocation_errors_found_by_forked_workers(tmp_path, monkeypatch):

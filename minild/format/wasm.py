@@ -32,7 +32,7 @@ from __future__ import annotations
 import msgspec
 import numpy as np
 
-from ..errors import Diagnostics, fail
+from ..errors import Diagnostics, fail, usage
 from ..vocab import ABS, Kind, SegmentPlan, align_up
 from . import Format, rules
 
@@ -307,7 +307,10 @@ def _head(ctx, index: dict) -> bytes:
     out += section(4, vec([b"\x70\x01" + uleb(n) + uleb(n)]))
     pages = max(1, -(-_heap_base(ctx) // PAGE))
     if ctx.opts.initial_memory is not None:
-        if ctx.opts.initial_memory < pages * PAGE or ctx.opts.initial_memory % PAGE:
+        if ctx.opts.initial_memory % PAGE:
+            raise usage(f"--initial-memory {ctx.opts.initial_memory:#x}: expected a multiple of "
+                        f"64 KiB (0x10000), the wasm page")
+        if ctx.opts.initial_memory < pages * PAGE:
             raise fail(f"--initial-memory {ctx.opts.initial_memory:#x}: data and stack need "
                        f"{pages * PAGE:#x} bytes, in 64 KiB pages")
         pages = ctx.opts.initial_memory // PAGE
