@@ -102,6 +102,9 @@ class OutputFile:
             # between, the name is no longer ours; try another.
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError:
+                pass   # a file system without locks: remove_stale cannot lock it either
+            try:
                 same = os.path.samestat(os.fstat(fd), os.lstat(tmp))
             except OSError:
                 same = False
