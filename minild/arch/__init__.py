@@ -22,6 +22,10 @@ Every hook is declared below, with a None default, and documented here only:
       field rather than a plain data word. symbols holds each relocation's
       symbol (equal for the same symbol: MIPS HI16/LO16 pairing), arch this
       Arch (modules serving both byte orders).
+  gensections(ctx)
+      after the format's gensections, before dodata: sections the arch adds
+      (arm's interworking veneers), through ctx.add_sections/add_symbols/
+      add_relocs, retargeting relocations at them.
   refuse_symbols(st_other, st_type) -> [(mask, message)]
       for `minild import`: ELF symbols the arch cannot link, judged from what
       minild objects do not carry (ppc64: a .localentry offset in st_other).
@@ -145,6 +149,7 @@ class Arch(msgspec.Struct):
     check: Callable | None = None
     implicit_addends: Callable | None = None
     refuse_symbols: Callable | None = None
+    gensections: Callable | None = None
     # Link-wide values of minild.reloc's expressions (data, not hooks on columns):
     # fn(ctx) -> the TOC base that reloc.toc and reloc.tocbase read;
     toc_base: Callable | None = None
