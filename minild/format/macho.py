@@ -46,6 +46,7 @@ from ..errors import Diagnostics, fail, usage
 from ..listing import listed_symbols
 from ..vocab import ABS, Bind, Kind, SegmentPlan, align_up
 from . import Format, imports, rules
+from .leb import uleb
 
 SEGMENTS = (
     SegmentPlan("__TEXT", "rx", ((Kind.TEXT, "__text"), (Kind.TEXT, "__stubs", "__stubs"),
@@ -218,16 +219,6 @@ def _seg_index(ctx, sec: np.ndarray) -> np.ndarray:
             out_seg[k] = j
             k += 1
     return out_seg[ctx.sec_out[sec]]
-
-
-def uleb(v: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = v & 0x7F
-        v >>= 7
-        out.append(b | (0x80 if v else 0))
-        if not v:
-            return bytes(out)
 
 
 def layout(ctx, end: int) -> int:

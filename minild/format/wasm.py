@@ -34,6 +34,7 @@ import numpy as np
 
 from ..errors import Diagnostics, fail, usage
 from ..vocab import ABS, Kind, SegmentPlan, align_up
+from .leb import sleb, uleb
 from . import Format, rules
 
 SEGMENTS = (
@@ -45,27 +46,6 @@ PAGE = 1 << 16
 VALTYPE = {"i32": 0x7F, "i64": 0x7E, "f32": 0x7D, "f64": 0x7C}
 GLOBAL_BASE = 1024          # wasm-ld's default --global-base
 STACK_SIZE = 1 << 16        # wasm-ld's default stack size
-
-
-def uleb(v: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = v & 0x7F
-        v >>= 7
-        out.append(b | (0x80 if v else 0))
-        if not v:
-            return bytes(out)
-
-
-def sleb(v: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = v & 0x7F
-        v >>= 7
-        done = (v == 0 and not b & 0x40) or (v == -1 and b & 0x40)
-        out.append(b | (0 if done else 0x80))
-        if done:
-            return bytes(out)
 
 
 def name(s: str) -> bytes:
