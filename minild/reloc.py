@@ -152,6 +152,9 @@ class Howto(msgspec.Struct, frozen=True):
     range: tuple[int, int] | None = None  # inclusive bounds of calc's value
     align: int = 1      # calc's value must be a multiple of this
     insert: Insert | None = None  # None: the value replaces the place (truncated)
+    # The value's bit 0 is a target's Thumb bit (arm interworking: a BL to a
+    # Thumb function becomes BLX): align is checked only where it is clear.
+    tbit: bool = False
 
 
 NO_ELF = -1   # Howto.code of a type that exists only in another format (COFF's ADDR32NB)
@@ -246,6 +249,8 @@ def apply_block(buf: np.ndarray, off: np.ndarray, types: np.ndarray,
                 ok = ~bad
         if h.align > 1:
             bad = (v & (h.align - 1)) != 0
+            if h.tbit:
+                bad &= (v & 1) == 0
             if ok is not None:
                 bad &= ok
             if bad.any():
