@@ -143,6 +143,46 @@ class Link:
         r = self.relocs
         return self.section_site(int(r.sec[k]), int(r.off[k]))
 
+    def ref_site(self, k: int) -> str:
+        """ref_site is where relocation k is, naming the function (or other
+        symbol) that holds the place, as lld's `>>> referenced by
+        a.obj:(_start+0x1)` does; the section and offset when none does."""
+        r = self.relocs
+        sec, off = int(r.sec[k]), int(r.off[k])
+        f = self.enclosing(sec, off)
+        if f is None:
+            return self.section_site(sec, off)
+        return f"{self.objects[self.sec_obj[sec]].path}:({self.names[f]}+{off - int(self.sym_value[f]):#x})"
+
+    def enclosing(self, sec: int, off: int) -> int | None:
+        """enclosing is the symbol entry that holds offset off of input section
+        sec: one whose [value, value+size) holds it (functions first), else
+        the nearest function or untyped symbol at or before it (GNU ld's "in
+        function"); None when there is none. The index is built on first use
+        (only errors and explain ask)."""
+        if getattr(self, "_enclosing", None) is None:
+            t = self.sym_type
+            ids = np.flatnonzero((self.sym_sec >= 0) & (t != SymType.SECTION))
+            order = np.lexsort((ids, self.sym_value[ids], self.sym_sec[ids]))
+            self._enclosing = ids[order]
+        ids = self._enclosing
+        secs = self.sym_sec[ids]
+        lo, hi = np.searchsorted(secs, sec, "left"), np.searchsorted(secs, sec, "right")
+        cand = ids[lo:hi]
+        if not len(cand):
+            return None
+        vals = self.sym_value[cand].astype(np.uint64)
+        upto = cand[:int(np.searchsorted(vals, np.uint64(off), "right"))]
+        if not len(upto):
+            return None
+        v, z = self.sym_value[upto].astype(np.int64), self.sym_size[upto].astype(np.int64)
+        inside = upto[(v <= off) & (off < v + z)]
+        if len(inside):
+            funcs = inside[self.sym_type[inside] == SymType.FUNC]
+            return int((funcs if len(funcs) else inside)[-1])
+        near = upto[np.isin(self.sym_type[upto], (SymType.FUNC, SymType.NOTYPE))]
+        return int(near[-1]) if len(near) else None
+
     def reloc_target(self, k: int) -> str:
         s = int(self.relocs.sym[k])
         if self.sym_type[s] == SymType.SECTION:

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import arch as archreg
 from . import shm, workers
+from .suggest import did_you_mean
 from .errors import Diagnostics, LinkError, fail
 from .names import Names
 from .reloc import addend as reloc_addend
@@ -96,7 +97,7 @@ def _build(path: str, doc: Readable | Compact, bulk: bool) -> Object:
         a = archreg.lookup(doc.arch)
     except (KeyError, ModuleNotFoundError):
         raise fail(f"{path}: $.arch: unknown arch {doc.arch!r}; expected one of: "
-                   + ", ".join(archreg.available()))
+                   + ", ".join(archreg.available()) + did_you_mean(doc.arch, archreg.available()))
     d = Diagnostics()
     if isinstance(doc, Readable):
         obj = _from_readable(path, doc, a, d)
@@ -280,9 +281,32 @@ def _check_sections(path, secs, d: Diagnostics, data_of) -> tuple[list, list, np
 def _hex(text: str, where: str, d: Diagnostics) -> bytes:
     try:
         return bytes.fromhex(text)
-    except ValueError as e:
-        d.error(f"{where}: bad hex: {e}")
-        return b""
+    except ValueError:
+        d.error(f"{where}: bad hex: {hex_problem(text)}")
+        # The link fails; bytes of about the meant size spare the relocations
+        # in this section errors of their own ("outside section (size 0x0)").
+        digits = "".join(c if c in HEXDIGITS else "0" for c in text if not c.isspace())
+        return bytes(len(digits) // 2 + len(digits) % 2)
+
+
+HEXDIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+def hex_problem(text: str) -> str:
+    """hex_problem says what is wrong with a section's hex data (bytes.fromhex
+    refused it), with the position in the data string (from 0)."""
+    digits = 0
+    for i, c in enumerate(text):
+        if c in HEXDIGITS:
+            digits += 1
+        elif c.isspace():
+            if digits % 2:
+                return (f"a space inside a byte at character {i} (after {digits} hex digits); "
+                        f"each byte is two hex digits")
+        else:
+            return f"{c!r} at character {i} is not a hex digit (0-9, a-f) or a space"
+    return (f"{digits} hex digits, an odd number: each byte is two hex digits "
+            f"(the last byte, at character {len(text.rstrip()) - 1}, has one)")
 
 
 def _from_readable(path: str, doc: Readable, a: archreg.Arch, d: Diagnostics) -> Object:
@@ -361,7 +385,8 @@ def _from_readable(path: str, doc: Readable, a: archreg.Arch, d: Diagnostics) ->
             where = f"{path}: $.sections[{i}].relocs[{j}]"
             t = a.index.get(r.type)
             if t is None:
-                d.error(f"{where}.type: unknown relocation type {r.type!r} for arch {a.name}")
+                d.error(f"{where}.type: unknown relocation type {r.type!r} for arch {a.name}"
+                        + did_you_mean(r.type, a.index))
                 continue
             width = a.howtos[t].size
             if r.offset < 0 or r.offset + width > sizes[i]:
@@ -556,7 +581,7 @@ def _from_compact(path: str, doc: Compact, a: archreg.Arch, d: Diagnostics,
         t = a.index.get(name)
         if t is None:
             d.error(f"{path}: $.relocs.types[{k}]: unknown relocation type {name!r} "
-                    f"for arch {a.name}")
+                    f"for arch {a.name}" + did_you_mean(name, a.index))
             t = 0
         table.append(t)
     d.check()

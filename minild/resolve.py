@@ -101,16 +101,36 @@ def resolve(ctx) -> None:
             refs.setdefault(names[r.sym[k]], []).append(k)
         for name, ks in refs.items():
             shown = ks[:UNDEF_REFS]
-            notes = [f"referenced by {ctx.reloc_site(k)}" for k in shown]
+            notes = [f"referenced by {ctx.ref_site(k)}" for k in shown]
             if len(ks) > len(shown):
                 notes.append(f"referenced {len(ks) - len(shown)} more times")
-            d.error(f"undefined symbol: {name}", *notes)
+            d.error(f"undefined symbol: {name}", *notes, *_did_you_mean(ctx, name))
     e = ctx.global_sym(ctx.entry_name)
     if e is None and not external:
         d.error(f"undefined entry symbol: {ctx.entry_name} (no object defines it; "
                 "choose another with -e/--entry)")
     ctx.entry_sym = e
     d.check()
+
+
+def _did_you_mean(ctx, name: str) -> list[str]:
+    """_did_you_mean is lld's `>>> did you mean: NAME` and `>>> defined in:
+    FILE` under an undefined symbol when a defined symbol is spelled nearly
+    the same (difflib); a large link compares only names of a similar length
+    that start alike."""
+    from .suggest import closest
+    if not hasattr(ctx, "_defined_names"):
+        ids = np.flatnonzero(ctx.sym_sec != -1)
+        ctx._defined_names = dict(zip(ctx.names.tolist(ids), ids.tolist()))
+    known = ctx._defined_names
+    if len(known) > 20000:
+        cand = [k for k in known if k[:1].lower() == name[:1].lower() and abs(len(k) - len(name)) <= 2]
+    else:
+        cand = list(known)
+    c = closest(name, [k for k in cand if k], cutoff=0.75)
+    if c is None:
+        return []
+    return [f"did you mean: {c}", f"defined in: {ctx.objects[ctx.sym_obj[known[c]]].path}"]
 
 
 UNDEF_REFS = 50  # references listed per undefined symbol before "referenced N more times"
@@ -152,7 +172,7 @@ def _imports_used(ctx, d: Diagnostics) -> None:
             d.error(f"symbol {ctx.names[i]} is imported from {module} (as {name}), and the "
                     f"{ctx.format.name} format links no imports; an import needs an output "
                     "format that loads it (-H pe)",
-                    *[f"referenced by {ctx.reloc_site(k)}" for k in uses])
+                    *[f"referenced by {ctx.ref_site(k)}" for k in uses])
 
 
 class Definitions:

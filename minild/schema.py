@@ -16,6 +16,7 @@ from typing import Literal, Union
 
 import msgspec
 
+from .suggest import did_you_mean
 from .errors import fail
 from .vocab import BINDINGS, KINDS, TYPES  # noqa: F401 (the schema's words)
 
@@ -182,8 +183,16 @@ def decode(path: str) -> Readable | Compact:
             m = msgspec_message(e)
             if "Missing required field `encoding`" in m or "Invalid value" in m and "encoding" in m:
                 m += ' (expected "encoding": "readable" or "compact")'
-            raise fail(f"{path}: invalid object: {m}")
+            more = every_problem(buf)
+            if len(more) > 1:
+                from .errors import ERROR_LIMIT, Diag, LinkError
+                diags = [Diag(f"{path}: invalid object: {x}") for x in more[:ERROR_LIMIT]]
+                raise LinkError(diags, max(0, len(more) - ERROR_LIMIT)) from None
+            raise fail(f"{path}: invalid object: {m}") from None
         except msgspec.DecodeError as e:
+            what = sniff(bytes(buf[:64]), path)
+            if what:
+                raise fail(f"{path}: {what}") from None
             raise fail(f"{path}: not a minild object: {e}")
         except RecursionError:
             # msgspec recurses once per level of nesting: a tiny file nested a
@@ -196,6 +205,115 @@ def decode(path: str) -> Readable | Compact:
         raise fail(f"{path}: $.version: unsupported object format version {doc.version}; "
                    f"expected {FORMAT_VERSION}")
     return doc
+
+
+ELF_TYPES = {1: "an ELF relocatable object", 2: "an ELF executable", 3: "an ELF shared object",
+             4: "an ELF core file"}
+ELF_MACHINES = {3: "x86", 8: "mips", 20: "ppc", 21: "ppc64", 22: "s390x", 40: "arm",
+                62: "amd64", 183: "arm64", 243: "riscv"}
+
+
+def sniff(head: bytes, path: str) -> str | None:
+    """sniff names a file that is not JSON by its magic number (an ELF .o,
+    an ar archive, a shared object, ...) and says what to do with it; None
+    when it is nothing minild knows."""
+    base = os.path.basename(path)
+    stem = os.path.splitext(path)[0] + ".obj"
+    imp = f"convert it first: minild import {path} -o {stem}"
+    if head.startswith(b"\x7fELF") and len(head) >= 20:
+        little = head[5] != 2
+        etype = int.from_bytes(head[16:18], "little" if little else "big")
+        mach = int.from_bytes(head[18:20], "little" if little else "big")
+        what = ELF_TYPES.get(etype, "an ELF file")
+        arch = ELF_MACHINES.get(mach, f"e_machine {mach}")
+        what = f"{what} ({arch}), not a minild object"
+        if etype == 1:
+            return f"{what}; {imp}"
+        if etype == 3:
+            return (f"{what}; minild makes static executables and cannot link against a shared "
+                    f"object (--externallink --extldflags {base} lets GNU ld or cc do that)")
+        if etype == 2:
+            return f"{what}: it is the output of a link, not an input"
+        return what
+    if head.startswith(b"!<arch>\n") or head.startswith(b"!<thin>\n"):
+        return (f"an ar archive (a static library), not a minild object; extract its members "
+                f"with `ar x {base}` and convert them with `minild import *.o -o objs/`")
+    if head.startswith(b"\0asm"):
+        return f"a WebAssembly module or object, not a minild object; if it is clang's object, {imp}"
+    if head[:4] in (b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe", b"\xfe\xed\xfa\xcf",
+                    b"\xfe\xed\xfa\xce", b"\xca\xfe\xba\xbe"):
+        return "a Mach-O file, not a minild object (minild does not import Mach-O objects)"
+    if head.startswith(b"MZ"):
+        return "a PE executable or DLL, not a minild object: it is the output of a link, not an input"
+    if head[:2] in (b"\x64\x86", b"\x4c\x01", b"\x64\xaa") and len(head) >= 20:
+        return f"a COFF object, not a minild object; {imp}"
+    return None
+
+
+def every_problem(buf) -> list[str]:
+    """every_problem finds every schema problem in a readable object (msgspec
+    stops at the first): each top-level field, section, relocation, symbol
+    and type is checked on its own. [] when the document is not a readable
+    object's JSON (the first problem is all that is said then)."""
+    try:
+        raw = msgspec.json.decode(buf)
+    except (msgspec.DecodeError, RecursionError):
+        return []
+    if not isinstance(raw, dict) or raw.get("encoding") != "readable":
+        return []
+    found: list[str] = []
+
+    def check(value, typ, where: str) -> bool:
+        try:
+            msgspec.convert(value, typ)
+            return True
+        except msgspec.ValidationError as e:
+            m = str(e)
+            m = (m.replace(" - at `$", " - at `" + where, 1) if " - at `$" in m
+                 else f"{m} - at `{where}`")
+            found.append(msgspec_message(m))
+            return False
+
+    def struct(item, typ, where: str) -> None:
+        """struct checks each field of a Struct on its own."""
+        if not isinstance(item, dict):
+            check(item, typ, where)
+            return
+        fs = {f.encode_name: f for f in msgspec.structs.fields(typ)}
+        for k in item:
+            if k not in fs:
+                found.append(f"{where}: Object contains unknown field `{k}`")
+        for name, f in fs.items():
+            if name not in item:
+                if f.required:
+                    found.append(f"{where}: Object missing required field `{name}`")
+            elif f.type in (Reloc, list[Reloc]) and isinstance(item[name], list):
+                for j, sub in enumerate(item[name]):
+                    struct(sub, Reloc, f"{where}.{name}[{j}]")
+            else:
+                check(item[name], f.type, f"{where}.{name}")
+
+    def each(key: str, typ) -> None:
+        v = raw.get(key)
+        if isinstance(v, list):
+            for i, item in enumerate(v):
+                struct(item, typ, f"$.{key}[{i}]")
+
+    fields = {"encoding", "version", "arch", "sections", "symbols", "types"}
+    for k in raw:
+        if k not in fields:
+            found.append(f"$: Object contains unknown field `{k}`")
+    for k in ("version", "arch", "sections"):
+        if k not in raw:
+            found.append(f"$: Object missing required field `{k}`")
+    for k, typ in (("version", int), ("arch", str), ("sections", list), ("symbols", list),
+                   ("types", list)):
+        if k in raw:
+            check(raw[k], typ, f"$.{k}")
+    each("sections", Section)
+    each("symbols", Symbol)
+    each("types", WType)
+    return found
 
 
 def not_regular(mode: int) -> str:
@@ -238,7 +356,7 @@ def too_deep(buf) -> str:
     return "JSON nested too deeply"
 
 
-def msgspec_message(e: msgspec.ValidationError) -> str:
+def msgspec_message(e: msgspec.ValidationError | str) -> str:
     # msgspec says "Expected `int`, got `str` - at `$.sections[0].align`": put the path first.
     msg = str(e)
     if " - at `" in msg:
@@ -250,5 +368,8 @@ def msgspec_message(e: msgspec.ValidationError) -> str:
             allowed = {"kind": KINDS, "binding": BINDINGS, "type": TYPES}.get(field)
             if allowed and not where.startswith("$.relocs"):
                 text += "; expected one of: " + ", ".join(allowed)
+                bad = text.removeprefix("Invalid enum value").split(";")[0].strip().strip("'\"`")
+                if bad:
+                    text += did_you_mean(bad, allowed)
         return f"{where}: {text}"
     return msg
