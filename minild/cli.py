@@ -217,11 +217,21 @@ class LinkCommand(click.Command):
                    "what data and stack need).")
 @click.option("--codesign/--no-codesign", default=None,
               help="-H macho: an ad-hoc code signature (default: on for arm64, off for amd64).")
+@click.option("-L", "libdirs", multiple=True, type=click.Path(file_okay=False),
+              help="A directory -l searches (repeatable, searched in order).")
+@click.option("-l", "libs", multiple=True,
+              help="An archive libNAME.a from the -L directories (repeatable); archives load "
+                   "members lazily, in any order (minild/archive.py).")
 def link_cmd(objects, output, entry, headtype, text_addr, round_, strip, jobs, no_mmap, bench,
              map_path, map_format, verbose, externallink, extld, extldflags, tmpdir, libc,
              image_base, section_alignment, file_alignment, subsystem, no_dynamicbase,
-             stack_size, stack_first, initial_memory, macos_version, codesign, max_align):
-    """Link OBJECTS (minild JSON objects, any file extension) into an executable."""
+             stack_size, stack_first, initial_memory, macos_version, codesign, max_align,
+             libdirs=(), libs=()):
+    """Link OBJECTS (minild JSON objects, any file extension; `ar` archives of them) into
+    an executable."""
+    if libs:
+        from .archive import find_libs
+        objects = tuple(objects) + tuple(run(find_libs, list(libs), list(libdirs)))
     if (extld or extldflags or tmpdir or libc) and not externallink:
         raise click.UsageError("--extld, --extldflags, --tmpdir and --libc need --externallink")
     pe_flags = [f for f, v in (("--image-base", image_base is not None),
@@ -311,6 +321,54 @@ def print_bench(b) -> None:
         t.add_row("  " * r.depth + r.phase, f"{r.wall * 1e3:.1f}", f"{r.cpu * 1e3:.1f}",
                   str(r.faults), f"{r.rss / 2**20:.1f}", f"{r.peak / 2**20:.1f}")
     err.print(t)
+
+
+@main.command("explain")
+@click.argument("symbol")
+@click.argument("objects", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
+@click.option("-H", "--headtype", default=None, help="Output format, as for link.")
+@click.option("-e", "--entry", default=None, help="Entry symbol, as for link.")
+@click.option("-T", "--text-addr", type=Int(), default=None, metavar="ADDR",
+              help="Address of .text, as for link (hex accepted).")
+@click.option("-R", "--round", "round_", type=Int(), default=None, metavar="N",
+              help="Segment rounding, as for link.")
+def explain_cmd(symbol, objects, as_json, headtype, entry, text_addr, round_):
+    """Say why SYMBOL is what it is in the link of OBJECTS.
+
+    \b
+    Where it is defined and which definitions lost (weak, duplicate), who
+    refers to it (object, section, function) with which relocations, and
+    its output section, address and size. The link runs up to layout;
+    nothing is written.
+
+    \b
+    Examples:
+      minild explain msg examples/hello/amd64.obj
+      minild explain --json counter examples/multi/*.obj
+    """
+    Options, link = run(load, "link", "Options", "link")
+    opts = Options(objects=list(objects), output=os.devnull, entry=entry, headtype=headtype,
+                   text_addr=text_addr, round=round_, jobs=1, no_output=True, warn=warning)
+
+    def go():
+        from .explain import explain
+        return explain(link(opts), symbol)
+
+    e = run(go)
+    if as_json:
+        import json
+        click.echo(json.dumps(e, indent=1))
+    else:
+        from .explain import render
+        click.echo(render(e))
+    if not e["defined"] and not e["references"]:
+        hint = f"; did you mean {e['did_you_mean']}?" if e.get("did_you_mean") else ""
+        err.print(f"error: {symbol}: no object defines or refers to it{hint}", markup=False)
+        sys.stdout.flush()
+        os._exit(1)
+    sys.stdout.flush()
+    os._exit(0)
 
 
 @main.command("inspect")

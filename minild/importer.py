@@ -617,12 +617,23 @@ def import_files(paths: list[str], output: str, compact: bool,
                  max_uncompressed: int = MAX_UNCOMPRESSED) -> list[str]:
     """import_files imports each ELF object: to the file output when there is
     one, else into the directory output as NAME.obj. Every file is tried, so
-    one run reports the errors of all of them; returns the paths written."""
+    one run reports the errors of all of them; returns the paths written.
+    An `ar` archive (libgcc.a) becomes an archive of minild objects
+    (minild/archive.py): NAME.a in the directory output."""
+    from . import archive
+
+    def one(p, o):
+        if archive.is_archive(p):
+            archive.import_archive(p, o, compact, max_uncompressed)
+        else:
+            write(import_elf(p, max_uncompressed), o, compact)
+
     if len(paths) == 1 and not os.path.isdir(output):
         refuse_same(output, paths)
-        write(import_elf(paths[0], max_uncompressed), output, compact)
+        one(paths[0], output)
         return [output]
-    outs = [os.path.join(output, os.path.splitext(os.path.basename(p))[0] + ".obj")
+    outs = [os.path.join(output, os.path.basename(p) if archive.is_archive(p)
+                         else os.path.splitext(os.path.basename(p))[0] + ".obj")
             for p in paths]
     seen: dict[str, str] = {}
     for p, o in zip(paths, outs):
@@ -638,7 +649,7 @@ def import_files(paths: list[str], output: str, compact: bool,
     d = Diagnostics()
     for p, o in zip(paths, outs):
         try:
-            write(import_elf(p, max_uncompressed), o, compact)
+            one(p, o)
         except LinkError as e:
             for x in e.diags:
                 d.error(x.message, *x.notes)

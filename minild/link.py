@@ -72,6 +72,7 @@ class Options(msgspec.Struct):
     stack_first: bool = False     # wasm: the stack below the data (wasm-ld's --stack-first)
     log: object = None          # called with a line to show the user (-v), or None
     warn: object = None         # called with each warning's text (the CLI prints it), or None
+    no_output: bool = False     # stop after layout, write nothing (minild explain)
     # A minild.readahead.ReadAhead the CLI started before importing numpy: the
     # documents it decoded are not decoded again.
     ahead: object = None
@@ -93,6 +94,8 @@ class Link:
         self.warnings: list[str] = []     # what warn() said (the CLI prints each as it comes)
         # loadlib/read: the objects (and "<internal>" for linker-defined symbols).
         self.objects: list[Object] = []
+        # loadlib/archive.pull: each member loaded, (archive, member, symbol, referenced by).
+        self.archive_loads: list[tuple[str, str, str, str]] = []
         # loadlib/columns: the link's columns, global ids (columns.columns).
         self.sec_obj = self.sec_kind = self.sec_align = self.sec_size = None  # np.ndarray
         self.sec_name: list[str] = []
@@ -286,6 +289,8 @@ def link(opts: Options) -> Link:
             ctx.filesize = fmt.layout(ctx, ctx.filesize)
     warn_moved_text(ctx)
     # At this point, memory layout is fixed: addresses, file offsets, the file size.
+    if opts.no_output:
+        return ctx
     if not opts.externallink:
         write_output(ctx, opts.output)
         return ctx
@@ -396,10 +401,20 @@ def loadlib(ctx: Link) -> None:
         if ctx.opts.log and ahead is not None:
             ctx.opts.log(f"minild: read ahead: decoded {len(decoded)} of "
                          f"{len(ctx.opts.objects)} objects while starting")
-        read = read_objects(ctx.opts.objects, ctx.opts.jobs, decoded)
+        from . import archive   # archives among the inputs: loaded lazily (archive.py)
+        paths, libs, at = archive.split(ctx.opts.objects)
+        if libs:
+            decoded = {j: decoded[i] for j, i in enumerate(at) if i in decoded}
+        read = read_objects(paths, ctx.opts.jobs, decoded)
     objs = [o for o in read if not isinstance(o, LinkError)]
     if len(objs) < len(read):
-        report_exactly(ctx.opts.objects)
+        report_exactly(paths)
+    if libs:
+        with ctx.phase("archives"):
+            members, ctx.archive_loads = archive.pull(
+                objs, libs, ctx.opts.entry or (ctx.format.entry if ctx.format else "_start"),
+                ctx.opts.log)
+            objs += members
     if not objs:
         raise fail("no input files")
     first = objs[0]

@@ -57,8 +57,24 @@ def imports(ctx) -> list[dict]:
     return list(mods.values())
 
 
-def render_text(sections: list[dict], imported: list[dict] = ()) -> str:
-    lines = [f"{'VMA':>16} {'Size':>10} {'Align':>6} Out     In      Symbol"]
+def archive_members(ctx) -> list[dict]:
+    """archive_members lists the archive members the link loaded, and why: the
+    symbol that pulled each in and the object that referenced it (GNU ld's
+    "Archive member included to satisfy reference by file (symbol)")."""
+    return [{"archive": a, "member": m, "symbol": s, "referenced_by": r}
+            for a, m, s, r in getattr(ctx, "archive_loads", [])]
+
+
+def render_text(sections: list[dict], imported: list[dict] = (), members: list[dict] = ()
+                ) -> str:
+    lines = []
+    if members:
+        lines += ["Archive member included to satisfy reference by file (symbol)", ""]
+        for m in members:
+            lines += [f"{m['archive']}({m['member']})",
+                      f"{'':16} {m['referenced_by']} ({m['symbol']})"]
+        lines.append("")
+    lines.append(f"{'VMA':>16} {'Size':>10} {'Align':>6} Out     In      Symbol")
     for o in sections:
         lines.append(f"{o['address']:16x} {o['size']:10x} {o['align']:6} {o['name']}")
         for i in o["inputs"]:
@@ -78,9 +94,12 @@ def render_text(sections: list[dict], imported: list[dict] = ()) -> str:
 
 
 def write_map(ctx, path: str, fmt: str) -> None:
-    data, imported = build(ctx), imports(ctx)
+    data, imported, members = build(ctx), imports(ctx), archive_members(ctx)
     doc = {"output": ctx.opts.output, "entry": ctx.entry_addr, "sections": data}
     if imported:
         doc["imports"] = imported
-    text = (json.dumps(doc, indent=1) + "\n") if fmt == "json" else render_text(data, imported)
+    if members:
+        doc["archive_members"] = members
+    text = ((json.dumps(doc, indent=1) + "\n") if fmt == "json"
+            else render_text(data, imported, members))
     write_file(path, text.encode(), "map file ")
