@@ -242,3 +242,69 @@ def test_schema_errors_capped(tmp_path):
     e = status(minild("link", write(tmp_path, "m.obj", d), "-o", tmp_path / "o", check=False), 1)
     assert len(re.findall("^error: .*invalid object", e, re.M)) == 20
     assert e.splitlines()[-1] == "error: too many errors emitted: 10 more not shown", e
+
+
+# --- minild explain ----------------------------------------------------------
+
+def explain_objects(tmp_path):
+    """a.obj defines f strongly and calls it from _start and g; b.obj defines f weakly
+    and refers to it from data."""
+    a = {"version": 1, "encoding": "readable", "arch": "amd64",
+         "sections": [{"name": ".text", "kind": "text", "align": 16,
+                       "data": "e8 00 00 00 00 b8 3c 00 00 00 31 ff 0f 05 90 90 "
+                               "c3 e8 00 00 00 00 c3",
+                       "relocs": [{"offset": 1, "type": "R_X86_64_PLT32", "symbol": "f",
+                                   "addend": -4},
+                                  {"offset": 18, "type": "R_X86_64_PLT32", "symbol": "f",
+                                   "addend": -4}]}],
+         "symbols": [{"name": "_start", "section": ".text", "type": "func", "size": 16},
+                     {"name": "f", "section": ".text", "value": 16, "size": 1, "type": "func"},
+                     {"name": "g", "section": ".text", "value": 17, "size": 6, "type": "func"}]}
+    b = {"version": 1, "encoding": "readable", "arch": "amd64",
+         "sections": [{"name": ".text", "kind": "text", "data": "c3"},
+                      {"name": ".data", "kind": "data", "align": 8, "data": "00" * 8,
+                       "relocs": [{"offset": 0, "type": "R_X86_64_64", "symbol": "f"}]}],
+         "symbols": [{"name": "f", "section": ".text", "binding": "weak", "type": "func",
+                      "size": 1},
+                     {"name": "table", "section": ".data", "size": 8, "type": "object"}]}
+    return write(tmp_path, "a.obj", a), write(tmp_path, "b.obj", b)
+
+
+def test_explain_json(tmp_path):
+    a, b = explain_objects(tmp_path)
+    p = minild("explain", "--json", "f", a, b, cwd=tmp_path)
+    e = json.loads(p.stdout)
+    assert e["defined"] and e["definition"]["object"] == a
+    assert e["definition"]["section"] == ".text" and e["definition"]["binding"] == "global"
+    assert e["address"] == 0x401010 and e["size"] == 1 and not e["entry"]
+    assert e["output_section"]["name"] == ".text" and e["segment"] == "text"
+    assert [(x["object"], x["why"]) for x in e["lost"]] == [(b, "weak: a strong definition wins")]
+    refs = [(x["object"], x["section"], x["offset"], x["function"], x["function_offset"],
+             x["type"], x["addend"]) for x in e["references"]]
+    assert refs == [(a, ".text", 1, "_start", 1, "R_X86_64_PLT32", -4),
+                    (a, ".text", 18, "g", 1, "R_X86_64_PLT32", -4),
+                    (b, ".data", 0, "table", 0, "R_X86_64_64", 0)]
+    assert e["references"][0]["place"] == 0x401001
+    # Nothing was written: explain has no output file.
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["a.obj", "b.obj"]
+
+
+def test_explain_text(tmp_path):
+    a, b = explain_objects(tmp_path)
+    t = minild("explain", "f", a, b).stdout.splitlines()
+    assert t[0] == "symbol f"
+    assert t[1] == f"  defined in {a}:(.text+0x10): global func, size 1"
+    assert t[2].startswith("  address 0x401010, size 1, in output section .text [0x401000,")
+    assert t[3] == f"  lost: {b}:(.text+0x0) weak (weak: a strong definition wins)"
+    assert t[4] == "  referenced 3 times:"
+    assert t[5] == f"    {a}:(_start+0x1) in .text+0x1 at 0x401001: R_X86_64_PLT32, addend -4"
+    t = minild("explain", "_start", a, b).stdout
+    assert "(the entry point)" in t and "referenced 0 times" in t
+
+
+def test_explain_unknown_symbol(tmp_path):
+    a, b = explain_objects(tmp_path)
+    p = minild("explain", "tabel", a, b, check=False)
+    e = status(p, 1)
+    assert "error: tabel: no object defines or refers to it; did you mean table?" in e
+    assert "did you mean table?" in p.stdout
