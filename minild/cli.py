@@ -179,8 +179,10 @@ class LinkCommand(click.Command):
 @click.option("--bench", is_flag=True, help="Print a table of phase times and memory.")
 @click.option("-M", "--map", "map_path", type=click.Path(dir_okay=False), default=None,
               help="Write a link map: output sections, input sections, symbols.")
-@click.option("--map-format", type=click.Choice(["text", "json"]), default="text",
-              show_default=True)
+@click.option("--map-format", type=click.Choice(["text", "json", "html"]), default="text",
+              show_default=True,
+              help="The map's form: lld's text columns, JSON for tools, or one self-contained "
+                   "HTML page that draws segments and sections to scale.")
 @click.option("-v", "--verbose", is_flag=True,
               help="Say what the link did (and the external linker's command line).")
 @click.option("--externallink", is_flag=True,

@@ -100,6 +100,10 @@ def write_map(ctx, path: str, fmt: str) -> None:
         doc["imports"] = imported
     if members:
         doc["archive_members"] = members
-    text = ((json.dumps(doc, indent=1) + "\n") if fmt == "json"
-            else render_text(data, imported, members))
+    if fmt == "html":
+        from .maphtml import render_html
+        text = render_html(ctx, data)
+    else:
+        text = ((json.dumps(doc, indent=1) + "\n") if fmt == "json"
+                else render_text(data, imported, members))
     write_file(path, text.encode(), "map file ")

@@ -308,3 +308,62 @@ def test_explain_unknown_symbol(tmp_path):
     e = status(p, 1)
     assert "error: tabel: no object defines or refers to it; did you mean table?" in e
     assert "did you mean table?" in p.stdout
+
+
+# --- the HTML map, in a real browser ------------------------------------------
+
+def test_html_map_in_a_browser(tmp_path):
+    """--map-format html: one self-contained page; Chromium (Debian's, through
+    Playwright, which downloads nothing) draws every bar to scale and shows a
+    section's details on hover."""
+    import shutil
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium")
+    assert chromium, "chromium is not installed (scripts/deps/browser.apt)"
+    out, m = tmp_path / "m", tmp_path / "m.html"
+    objs = sorted((EXAMPLES / "multi").glob("*.obj"))
+    minild("link", *objs, "-o", out, "-M", m, "--map-format", "html")
+    page = m.read_text()
+    # Self-contained: nothing fetched from anywhere.
+    assert not re.search(r"""(src|href)\s*=|@import|url\(|https?://""", page), page[:500]
+    minild("link", *objs, "-o", out, "-M", tmp_path / "m.json", "--map-format", "json")
+    sections = json.loads((tmp_path / "m.json").read_text())["sections"]
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            pg = browser.new_page(viewport={"width": 1200, "height": 900})
+            pg.goto(m.as_uri())
+            bars = pg.evaluate("""() => [...document.querySelectorAll('.bar')].map(b => ({
+                cls: b.className, name: b.dataset.name, base: +b.dataset.base,
+                span: +b.dataset.span, width: b.clientWidth,
+                boxes: [...b.querySelectorAll('.box')].map(x => ({
+                    name: x.dataset.name, addr: +x.dataset.addr, size: +x.dataset.size,
+                    left: x.getBoundingClientRect().left - b.getBoundingClientRect().left
+                          - b.clientLeft,
+                    width: x.getBoundingClientRect().width}))}))""")
+            # Every output section and every input of the JSON map is drawn.
+            drawn = {x["name"] for b in bars if "segbar" in b["cls"] for x in b["boxes"]}
+            assert {s["name"] for s in sections} <= drawn
+            inputs = [x for b in bars if "secbar" in b["cls"] for x in b["boxes"]]
+            assert len(inputs) == sum(len(s["inputs"]) for s in sections)
+            assert any("space" in b["cls"] and len(b["boxes"]) == 3 for b in bars)
+            # To scale: each box's position and width are its address and size on its bar's.
+            for b in bars:
+                assert b["width"] > 500
+                for x in b["boxes"]:
+                    scale = b["width"] / b["span"]
+                    assert abs(x["width"] - x["size"] * scale) < 1.5, (b["name"], x)
+                    assert abs(x["left"] - (x["addr"] - b["base"]) * scale) < 1.5, (b["name"], x)
+            # The text section is 0x7b bytes of the 0x107b-byte text segment: drawn so.
+            text = next(x for b in bars if b["name"] == "text" for x in b["boxes"]
+                        if x["name"] == ".text")
+            assert text["size"] == next(s["size"] for s in sections if s["name"] == ".text")
+            # Hovering shows the details.
+            pg.hover(".secbar .box >> nth=0")
+            tip = pg.locator("#tip")
+            assert tip.is_visible()
+            assert "greet.obj:(.text)" in tip.inner_text() and "size 0x19" in tip.inner_text()
+        finally:
+            browser.close()
