@@ -177,6 +177,10 @@ class LinkCommand(click.Command):
 @click.option("--max-align", type=Int(), default=1 << 16, show_default=True,
               help="The largest section alignment accepted (a power of two; up to 2**31).")
 @click.option("--bench", is_flag=True, help="Print a table of phase times and memory.")
+@click.option("--trace", "trace_path", type=click.Path(dir_okay=False), default=None,
+              metavar="FILE",
+              help="Write the phases and the workers' shares as Chrome trace JSON (lld's "
+                   "--time-trace; load it in ui.perfetto.dev).")
 @click.option("-M", "--map", "map_path", type=click.Path(dir_okay=False), default=None,
               help="Write a link map: output sections, input sections, symbols.")
 @click.option("--map-format", type=click.Choice(["text", "json", "html"]), default="text",
@@ -228,7 +232,7 @@ def link_cmd(objects, output, entry, headtype, text_addr, round_, strip, jobs, n
              map_path, map_format, verbose, externallink, extld, extldflags, tmpdir, libc,
              image_base, section_alignment, file_alignment, subsystem, no_dynamicbase,
              stack_size, stack_first, initial_memory, macos_version, codesign, max_align,
-             libdirs=(), libs=()):
+             libdirs=(), libs=(), trace_path=None):
     """Link OBJECTS (minild JSON objects, any file extension; `ar` archives of them) into
     an executable."""
     if libs:
@@ -287,10 +291,22 @@ def link_cmd(objects, output, entry, headtype, text_addr, round_, strip, jobs, n
         def go():
             from .outfile import refuse_same
             refuse_same(output, list(objects), map_path)
-            ctx = link(opts)
-            if map_path:
-                from .mapfile import write_map  # and json: only for -M
-                write_map(ctx, map_path, map_format)
+            if trace_path:
+                import tempfile
+                from . import workers
+                fd, workers.TRACE_PATH = tempfile.mkstemp(prefix="minild-trace-")
+                os.close(fd)
+            try:
+                ctx = link(opts)
+                if map_path:
+                    from .mapfile import write_map  # and json: only for -M
+                    write_map(ctx, map_path, map_format)
+                if trace_path:
+                    from .trace import write_trace
+                    write_trace(trace_path, ctx.bench, workers.TRACE_PATH)
+            finally:
+                if trace_path:
+                    os.unlink(workers.TRACE_PATH)
             return ctx
 
         ctx = run(go)

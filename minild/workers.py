@@ -56,6 +56,8 @@ def fork_map(n: int, jobs: int, run: Callable[[int, int], bool],
     False. Without fork(), the parent runs every share."""
     if cuts is None:
         cuts = shares(n, max(1, min(jobs, n)))
+    if TRACE_PATH is not None:
+        run = _traced(run)
     if not hasattr(os, "fork"):
         return [c for c in cuts if not run(*c)]
     children = []
@@ -77,6 +79,34 @@ def fork_map(n: int, jobs: int, run: Callable[[int, int], bool],
         # go on writing into a file the parent is about to remove.
         status = [(os.waitpid(pid, 0)[1], share) for pid, share in children]
     return redo + [share for code, share in status if code != 0]
+
+
+# --trace: the file (set by the CLI) that each share's start and end are
+# appended to, one JSON line per share, by whichever process ran it (forked
+# children share CLOCK_MONOTONIC, time.perf_counter's clock, with the parent).
+TRACE_PATH: str | None = None
+
+
+def _traced(run: Callable[[int, int], bool]) -> Callable[[int, int], bool]:
+    def traced(lo: int, hi: int) -> bool:
+        import json
+        import time
+        t0 = time.perf_counter()
+        ok = False
+        try:
+            ok = run(lo, hi)
+            return ok
+        finally:
+            line = json.dumps({"name": run.__module__.rpartition(".")[2], "lo": lo, "hi": hi,
+                               "start": t0, "end": time.perf_counter(), "pid": os.getpid(),
+                               "ok": bool(ok)})
+            fd = os.open(TRACE_PATH, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, (line + "\n").encode())
+            finally:
+                os.close(fd)
+    traced.__module__ = run.__module__
+    return traced
 
 
 def _log(line: str) -> None:

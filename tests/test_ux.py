@@ -367,3 +367,48 @@ def test_html_map_in_a_browser(tmp_path):
             assert "greet.obj:(.text)" in tip.inner_text() and "size 0x19" in tip.inner_text()
         finally:
             browser.close()
+
+
+# --- --trace ------------------------------------------------------------------
+
+def test_trace_chrome_json(tmp_path):
+    """--trace FILE: Chrome trace JSON (lld's --time-trace) with the phases on the
+    main track and each forked worker's share on its own, inside its phase."""
+    out, t = tmp_path / "m", tmp_path / "t.json"
+    objs = sorted((EXAMPLES / "multi").glob("*.obj"))
+    env = {"MINILD_BLOCK_SIZE": "64", "MINILD_FORK_BLOCKS": "1", "MINILD_FORK_LOAD_BYTES": "1"}
+    minild("link", *objs, "-o", out, "-j", "3", "--trace", t, env=env)
+    assert run_output("amd64", out).stdout == b"hello from greet\ndone\n"
+    doc = json.loads(t.read_text())
+    ev = doc["traceEvents"]
+    meta = [e for e in ev if e["ph"] == "M"]
+    x = [e for e in ev if e["ph"] == "X"]
+    assert all(isinstance(e["ts"], (int, float)) and e["dur"] >= 0 for e in x)
+    main = {e["pid"] for e in meta if e["name"] == "process_name"}
+    assert len(main) == 1
+    pid = main.pop()
+    phases = {e["name"]: e for e in x if e["cat"] == "phase"}
+    assert {"loadlib", "read", "columns", "resolve", "dodata", "address", "layout", "mmap",
+            "asmb", "asmb2", "munmap"} <= set(phases)
+    assert all(e["tid"] == pid for e in phases.values())
+    # Nested phases lie inside their parent.
+    lo = phases["loadlib"]
+    for p in ("read", "columns", "resolve"):
+        assert lo["ts"] <= phases[p]["ts"] and phases[p]["ts"] + phases[p]["dur"] <= \
+            lo["ts"] + lo["dur"] + 1
+    workers = [e for e in x if e["cat"] == "worker"]
+    forked = {e["tid"] for e in workers if e["args"]["forked"]}
+    assert len(forked) >= 2, workers       # readers and block writers in children
+    named = {e["tid"] for e in meta if e["name"] == "thread_name"}
+    assert forked <= named
+    for w in workers:
+        phase = phases["read" if w["name"].startswith("loader") else "asmb"]
+        assert phase["ts"] - 1 <= w["ts"] and w["ts"] + w["dur"] <= phase["ts"] + phase["dur"] + 1
+
+
+def test_trace_without_workers(tmp_path):
+    t = tmp_path / "t.json"
+    minild("link", HELLO, "-o", tmp_path / "o", "-j", "1", "--trace", t)
+    ev = json.loads(t.read_text())["traceEvents"]
+    assert any(e["name"] == "asmb" for e in ev)
+    assert not list(tmp_path.glob("minild-trace-*"))
