@@ -181,8 +181,10 @@ class LinkCommand(click.Command):
               metavar="FILE",
               help="Write the phases and the workers' shares as Chrome trace JSON (lld's "
                    "--time-trace; load it in ui.perfetto.dev).")
-@click.option("-M", "--map", "map_path", type=click.Path(dir_okay=False), default=None,
-              help="Write a link map: output sections, input sections, symbols.")
+@click.option("-M", "--map", "map_path", type=click.Path(dir_okay=False, allow_dash=True),
+              default=None, metavar="FILE",
+              help="Write a link map: output sections, input sections, symbols ('-': stdout).")
+@click.option("--print-map", is_flag=True, help="Write the link map to stdout (the same as -M -).")
 @click.option("--map-format", type=click.Choice(["text", "json", "html"]), default="text",
               show_default=True,
               help="The map's form: lld's text columns, JSON for tools, or one self-contained "
@@ -232,12 +234,16 @@ def link_cmd(objects, output, entry, headtype, text_addr, round_, strip, jobs, n
              map_path, map_format, verbose, externallink, extld, extldflags, tmpdir, libc,
              image_base, section_alignment, file_alignment, subsystem, no_dynamicbase,
              stack_size, stack_first, initial_memory, macos_version, codesign, max_align,
-             libdirs=(), libs=(), trace_path=None):
+             libdirs=(), libs=(), trace_path=None, print_map=False):
     """Link OBJECTS (minild JSON objects, any file extension; `ar` archives of them) into
     an executable."""
     if libs:
         from .archive import find_libs
         objects = tuple(objects) + tuple(run(find_libs, list(libs), list(libdirs)))
+    if print_map:
+        if map_path not in (None, "-"):
+            raise click.UsageError("--print-map writes the map to stdout; -M names a file")
+        map_path = "-"
     if (extld or extldflags or tmpdir or libc) and not externallink:
         raise click.UsageError("--extld, --extldflags, --tmpdir and --libc need --externallink")
     pe_flags = [f for f, v in (("--image-base", image_base is not None),
@@ -290,7 +296,7 @@ def link_cmd(objects, output, entry, headtype, text_addr, round_, strip, jobs, n
 
         def go():
             from .outfile import refuse_same
-            refuse_same(output, list(objects), map_path)
+            refuse_same(output, list(objects), map_path if map_path != "-" else None)
             if trace_path:
                 import tempfile
                 from . import workers
@@ -438,53 +444,117 @@ def explain_cmd(symbol, objects, as_json, headtype, entry, text_addr, round_):
 
 
 @main.command("inspect")
-@click.argument("obj", type=click.Path(dir_okay=False))
-def inspect_cmd(obj):
-    """Show an object's sections, symbols, imports and relocations as tables."""
+@click.argument("objs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the objects as JSON: a list of {path, arch, sections, symbols, "
+                   "imports, relocations}.")
+def inspect_cmd(objs, as_json):
+    """Show objects' sections, symbols, imports and relocations.
+
+    \b
+    Tables on a terminal; plain aligned columns when piped; --json for tools.
+    Every file is shown; one that cannot be read is an error (exit 1) after
+    the others.
+
+    \b
+    Examples:
+      minild inspect examples/multi/*.obj
+      minild inspect --json a.obj | jq '.[0].symbols'
+    """
     read_object, = run(load, "loader", "read_object")
+    from .errors import LinkError
+    docs, failed = [], []
+    for p in objs:
+        try:
+            docs.append(object_data(p, read_object(p)))
+        except LinkError as e:
+            failed.append(e)
+            if not as_json:
+                report(e)
+            continue
+        if not as_json:
+            run(_show_object, docs[-1], sys.stdout.isatty())
+    if as_json:
+        import json
+        click.echo(json.dumps(docs, indent=1))
+        for e in failed:
+            report(e)
+    sys.exit(1 if failed else 0)
 
-    o = run(read_object, obj)
-    run(_show_object, obj, o)
+
+INSPECT_TABLES = (
+    ("sections", ("#", "name", "kind", "align", "size", "relocs")),
+    ("symbols", ("#", "name", "section", "value", "size", "binding", "type")),
+    ("imports", ("symbol", "module", "name in the module")),
+    ("relocations", ("section", "offset", "type", "symbol", "addend")),
+)
 
 
-def _show_object(path, o) -> None:
+def object_data(path, o) -> dict:
+    """object_data is what inspect shows of one object, as plain data."""
     from . import arch as archreg
     from .loader import BINDINGS, KINDS, TYPES
 
     a = archreg.lookup(o.arch)
-    imports = {k: (m, n) for k, m, n in o.imports}
-    out.print(f"{path}: arch {o.arch}", markup=False)
-    t = Table(title="sections")
-    for c in ("#", "name", "kind", "align", "size", "relocs"):
-        t.add_column(c)
-    for i, n in enumerate(o.sec_name):
-        t.add_row(str(i), n, KINDS[o.sec_kind[i]], str(o.sec_align[i]), f"{o.sec_size[i]:#x}",
-                  str(int((o.rel_sec == i).sum())))
-    out.print(t)
-    t = Table(title="symbols")
-    for c in ("#", "name", "section", "value", "size", "binding", "type"):
-        t.add_column(c)
     where = {-1: "UND", -2: "ABS", -3: "IMPORT"}
-    for i, n in enumerate(o.sym_name.tolist()):
+    names = o.sym_name.tolist()
+    d = {"path": path, "arch": o.arch}
+    d["sections"] = [{"name": n, "kind": KINDS[o.sec_kind[i]], "align": int(o.sec_align[i]),
+                      "size": int(o.sec_size[i]), "relocs": int((o.rel_sec == i).sum())}
+                     for i, n in enumerate(o.sec_name)]
+    d["symbols"] = []
+    for i, n in enumerate(names):
         s = int(o.sym_sec[i])
-        t.add_row(str(i), n, where[s] if s < 0 else o.sec_name[s],
-                  f"{int(o.sym_value[i]):#x}", str(o.sym_size[i]), BINDINGS[o.sym_bind[i]],
-                  TYPES[o.sym_type[i]])
-    out.print(t)
-    if imports:
-        t = Table(title="imports")
-        for c in ("symbol", "module", "name in the module"):
-            t.add_column(c)
-        for k, (m, n) in sorted(imports.items()):
-            t.add_row(o.sym_name[k], m, n)
-        out.print(t)
-    t = Table(title="relocations")
-    for c in ("section", "offset", "type", "symbol", "addend"):
-        t.add_column(c)
-    for k in range(len(o.rel_off)):
-        t.add_row(o.sec_name[o.rel_sec[k]], f"{int(o.rel_off[k]):#x}",
-                  a.howtos[o.rel_type[k]].name, o.sym_name[o.rel_sym[k]], str(int(o.rel_add[k])))
-    out.print(t)
+        d["symbols"].append({"name": n, "section": where[s] if s < 0 else o.sec_name[s],
+                             "value": int(o.sym_value[i]) % (1 << 64),
+                             "size": int(o.sym_size[i]), "binding": BINDINGS[o.sym_bind[i]],
+                             "type": TYPES[o.sym_type[i]]})
+    d["imports"] = [{"symbol": names[k], "module": m, "name": n}
+                    for k, m, n in sorted(o.imports)]
+    d["relocations"] = [{"section": o.sec_name[o.rel_sec[k]], "offset": int(o.rel_off[k]),
+                         "type": a.howtos[o.rel_type[k]].name, "symbol": names[o.rel_sym[k]],
+                         "addend": int(o.rel_add[k])} for k in range(len(o.rel_off))]
+    return d
+
+
+def _rows(d: dict, table: str) -> list[tuple[str, ...]]:
+    if table == "sections":
+        return [(str(i), s["name"], s["kind"], str(s["align"]), f"{s['size']:#x}",
+                 str(s["relocs"])) for i, s in enumerate(d["sections"])]
+    if table == "symbols":
+        return [(str(i), s["name"], s["section"], f"{s['value']:#x}", str(s["size"]),
+                 s["binding"], s["type"]) for i, s in enumerate(d["symbols"])]
+    if table == "imports":
+        return [(x["symbol"], x["module"], x["name"]) for x in d["imports"]]
+    return [(r["section"], f"{r['offset']:#x}", r["type"], r["symbol"], str(r["addend"]))
+            for r in d["relocations"]]
+
+
+def _show_object(d: dict, tty: bool) -> None:
+    """_show_object prints one object: rich tables on a terminal, plain aligned
+    columns (no box drawing, no colour) when piped."""
+    if tty:
+        out.print(f"{d['path']}: arch {d['arch']}", markup=False)
+    else:
+        sys.stdout.write(f"{d['path']}: arch {d['arch']}\n")
+    for table, cols in INSPECT_TABLES:
+        rows = _rows(d, table)
+        if table == "imports" and not rows:
+            continue
+        if tty:
+            t = Table(title=table)
+            for c in cols:
+                t.add_column(c)
+            for r in rows:
+                t.add_row(*r)
+            out.print(t)
+            continue
+        w = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(cols)]
+        lines = [f"\n{table}:", "  " + "  ".join(c.ljust(w[i]) for i, c in enumerate(cols)).rstrip()]
+        lines += ["  " + "  ".join(x.ljust(w[i]) for i, x in enumerate(r)).rstrip() for r in rows]
+        sys.stdout.write("\n".join(lines) + "\n")
+    if not tty:
+        sys.stdout.write("\n")
 
 
 @main.command("import")

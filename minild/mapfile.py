@@ -106,4 +106,9 @@ def write_map(ctx, path: str, fmt: str) -> None:
     else:
         text = ((json.dumps(doc, indent=1) + "\n") if fmt == "json"
                 else render_text(data, imported, members))
+    if path == "-":
+        import sys
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
     write_file(path, text.encode(), "map file ")

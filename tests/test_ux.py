@@ -412,3 +412,45 @@ def test_trace_without_workers(tmp_path):
     ev = json.loads(t.read_text())["traceEvents"]
     assert any(e["name"] == "asmb" for e in ev)
     assert not list(tmp_path.glob("minild-trace-*"))
+
+
+# --- -M -, --print-map, inspect -------------------------------------------------
+
+def test_map_to_stdout(tmp_path):
+    m = tmp_path / "m.map"
+    minild("link", HELLO, "-o", tmp_path / "o", "-M", m)
+    assert minild("link", HELLO, "-o", tmp_path / "o", "-M", "-").stdout == m.read_text()
+    assert minild("link", HELLO, "-o", tmp_path / "o", "--print-map").stdout == m.read_text()
+    j = minild("link", HELLO, "-o", tmp_path / "o", "--print-map", "--map-format", "json").stdout
+    assert json.loads(j)["sections"][0]["name"] == ".text"
+    assert not (tmp_path / "-").exists()
+    e = status(minild("link", HELLO, "-o", tmp_path / "o", "--print-map", "-M", m, check=False), 2)
+    assert "--print-map" in e
+
+
+def test_inspect_several_files_plain_when_piped(tmp_path):
+    objs = sorted((EXAMPLES / "multi").glob("*.obj"))
+    p = minild("inspect", *objs)
+    assert not re.search("[\u2500-\u257f]", p.stdout)          # no box drawing
+    assert "\x1b[" not in p.stdout                              # no colour
+    heads = re.findall(r"^(\S+): arch amd64$", p.stdout, re.M)
+    assert heads == [str(o) for o in objs]
+    assert re.search(r"^  \d+\s+_start\s+\.text\s+0x0\s+0\s+global\s+notype$", p.stdout, re.M)
+    assert re.search(r"^  \.text\s+0x1\s+R_X86_64_PLT32\s+greet\s+-4$", p.stdout, re.M)
+
+
+def test_inspect_json_and_errors(tmp_path):
+    bad = tmp_path / "bad.obj"
+    bad.write_text("{")
+    p = minild("inspect", "--json", HELLO, bad, EXAMPLES / "multi" / "main.obj", check=False)
+    e = status(p, 1)
+    docs = json.loads(p.stdout)
+    assert [d["path"] for d in docs] == [str(HELLO), str(EXAMPLES / "multi" / "main.obj")]
+    assert docs[0]["arch"] == "amd64"
+    assert docs[0]["sections"][0] == {"name": ".text", "kind": "text", "align": 16, "size": 33,
+                                      "relocs": 1}
+    assert docs[0]["relocations"] == [{"section": ".text", "offset": 13, "type": "R_X86_64_PC32",
+                                       "symbol": "msg", "addend": -4}]
+    assert {"name": "msg", "section": ".rodata", "value": 0, "size": 13, "binding": "local",
+            "type": "object"} in docs[0]["symbols"]
+    assert "bad.obj" in e and e.count("error:") == 1
