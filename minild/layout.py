@@ -44,6 +44,9 @@ def dodata(ctx) -> None:
             elif claimed is not None:
                 match &= ~claimed
             ids = np.flatnonzero(match)
+            if getattr(ctx, "sec_rank", None) is not None:
+                # Thunk sections sit right after their callers' sections (thunks.py).
+                ids = ids[np.argsort(ctx.sec_rank[ids], kind="stable")]
             if outname is None:
                 # Sections that keep their names (.debug_info, .debug_line, ...).
                 groups: dict[str, list[int]] = {}

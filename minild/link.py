@@ -121,6 +121,9 @@ class Link:
         self.imports_called: set[int] = set()    # imports referenced by name (thunks)
         # gensections (formats with imports): each used import's slot entry.
         self.import_slot_of: dict[int, int] = {}
+        # thunks (range-extension thunks): each input section's place in its
+        # output section's order, where thunk sections sit between; None: index order.
+        self.sec_rank = None
         # dodata.
         self.sec_off = self.sec_out = None    # per input section: offset in, index of its output section
         self.segments: list = []          # vocab.Segment
@@ -278,6 +281,10 @@ def link(opts: Options) -> Link:
             ctx.arch.gensections(ctx)
     with ctx.phase("dodata"):
         dodata(ctx)
+    if ctx.arch.thunks:
+        with ctx.phase("thunks"):
+            from .thunks import add as add_thunks
+            add_thunks(ctx)
     if opts.log and fmt.notes is not None:
         for line in fmt.notes(ctx):
             opts.log(f"minild: {line}")

@@ -441,10 +441,6 @@ THUMB_FAR = r"""
 """
 
 THUMB_ERROR_CASES = [
-    ("thm-call-range", "bl far_t",
-     "relocation R_ARM_THM_CALL out of range: 16777217 is not in [-16777216, 16777215]"),
-    ("thm-jump24-range", "b.w far_t",
-     "relocation R_ARM_THM_JUMP24 out of range: 16777217 is not in [-16777216, 16777215]"),
     ("thm-jump19-range", "beq.w far19",
      "relocation R_ARM_THM_JUMP19 out of range: 1048577 is not in [-1048576, 1048575]"),
     ("thm-jump11-range", "b.n far11",
@@ -485,6 +481,73 @@ def test_arm_bl_to_thumb_is_blx(tmp_path, far_obj):
     assert re.search(r"11000:\s+fa[0-9a-f]{6}\s+blx\s+[0-9a-f]+ <thumbfn>", objdump(ARCH, out))
 
 
+# --- range-extension thunks -------------------------------------------------------
+
+# 17 MiB of filler puts far_t, tail (Thumb) and far_a (ARM) out of a Thumb BL's
+# +-16 MiB: each call and the B.W go through a Thumb thunk (ldr.w pc, which
+# also switches to ARM for far_a) placed right after _start's section.
+THUNK_S = r"""	.syntax unified
+	.thumb
+	.text
+	.globl _start
+	.thumb_func
+_start:	bl far_t			@ Thumb -> Thumb, 17 MiB away: a thunk
+	bl far_a			@ Thumb -> ARM, 17 MiB away: a thunk (not BLX)
+	b.w tail			@ R_ARM_THM_JUMP24, 17 MiB away: a thunk
+	.section .text.filler, "ax"
+	.space 17*1024*1024
+	.section .text.far, "ax"
+	.thumb
+	.globl far_t, tail
+	.thumb_func
+far_t:	push {r7, lr}
+	adr r1, m1
+	movs r2, #6
+	movs r0, #1
+	movs r7, #4
+	svc #0
+	pop {r7, pc}
+	.thumb_func
+tail:	movs r0, #9
+	movs r7, #1
+	svc #0
+	.align 2
+m1:	.ascii "thumb\n"
+	.arm
+	.align 2
+	.globl far_a
+	.type far_a, %function
+far_a:	push {r7, lr}
+	adr r1, m2
+	mov r2, #4
+	mov r0, #1
+	mov r7, #4
+	svc #0
+	pop {r7, pc}
+m2:	.ascii "arm\n"
+"""
+
+
+def test_thunks_for_calls_out_of_range(tmp_path):
+    (o,) = [assemble(ARCH, THUNK_S, tmp_path / "t.o")]
+    p, mine = link_both(ARCH, tmp_path, [o], compact=True)
+    assert (p.stdout, p.returncode) == (b"thumb\narm\n", 9)
+    (j,) = import_all([o], compact=True)
+    m = tmp_path / "map.txt"
+    again = tmp_path / "again"
+    minild("link", j, "-o", again, "-M", m)
+    assert again.read_bytes() == mine.read_bytes()   # deterministic
+    text = m.read_text()
+    assert re.search(r"<thunks>:\(\.text\.thunk\)\n(.*\n)*.*__Thumbv7LongLdrPcThunk_far_t\n", text)
+    for name in ("far_a", "far_t", "tail"):
+        assert f"__Thumbv7LongLdrPcThunk_{name}" in text, text
+    # The thunk section comes right after the callers' section, before the filler.
+    assert text.index("<thunks>:(.text.thunk)") < text.index("(.text.filler)")
+    dis = objdump(ARCH, mine, "-d", "--start-address=0x11000", "--stop-address=0x11024")
+    assert re.search(r"bl\s+[0-9a-f]+ <__Thumbv7LongLdrPcThunk_far_t>", dis), dis
+    assert re.search(r"b\.w\s+[0-9a-f]+ <__Thumbv7LongLdrPcThunk_tail>", dis), dis
+
+
 # --- range and alignment errors -----------------------------------------------
 
 # Absolute symbols place branch targets anywhere without writing 32 MB of code;
@@ -506,15 +569,6 @@ thumbfn: bx lr
 """
 
 ERROR_CASES = [
-    ("call-range", "bl far",
-     "relocation R_ARM_CALL out of range: 33554432 is not in [-33554432, 33554431]; "
-     "references far"),
-    ("jump24-range", "b far",
-     "relocation R_ARM_JUMP24 out of range: 33554432 is not in [-33554432, 33554431]; "
-     "references far"),
-    ("jump24-cond-range", "bleq far",
-     "relocation R_ARM_JUMP24 out of range: 33554432 is not in [-33554432, 33554431]; "
-     "references far"),
     ("call-align", "bl odd",
      "improper alignment for relocation R_ARM_CALL: 0x2 is not aligned to 4 bytes"),
     ("jump24-align-back", "b back",
@@ -557,12 +611,22 @@ def test_branch_at_the_edge_of_range(tmp_path, far_obj, text, insn, decoded):
     assert re.search(decoded, dis), dis
 
 
-def test_branch_back_out_of_range(tmp_path, far_obj):
-    src = "\t.text\n\t.globl _start\n_start:\n\tbl back_out\n"
+@pytest.mark.parametrize("text,insn,thunk,word", [
+    ("0x11000", "bl far", "__ARMv5LongLdrPcThunk_far", "02011008"),
+    ("0x11000", "b far", "__ARMv5LongLdrPcThunk_far", "02011008"),
+    ("0x11000", "bleq far", "__ARMv5LongLdrPcThunk_far", "02011008"),
+    ("0x2011000", "bl back_out", "__ARMv5LongLdrPcThunk_back_out", "00011004"),
+], ids=["call", "jump24", "jump24-cond", "call-back"])
+def test_branch_out_of_range_gets_a_thunk(tmp_path, far_obj, text, insn, thunk, word):
+    # Just out of +-32 MB (these were errors before thunks; lld builds the same):
+    # the branch goes to a thunk that loads the target's address into the pc.
+    src = f"\t.text\n\t.globl _start\n_start:\n\t{insn}\n\tbx lr\n"
     (j,) = import_all([assemble(ARCH, src, tmp_path / "main.o")])
-    err = link_refused(tmp_path / "out", "-T", "0x2011000", j, far_obj)
-    assert (f"{j}:(.text+0x0): relocation R_ARM_CALL out of range: -33554436 is not "
-            "in [-33554432, 33554431]; references back_out") in err, err
+    out = tmp_path / "out"
+    minild("link", "-T", text, j, far_obj, "-o", out)
+    dis = objdump(ARCH, out)
+    assert re.search(rf"{text[2:]}:\s+[0-9a-f]+\s+b\w*\s+[0-9a-f]+ <{thunk}>", dis), dis
+    assert re.search(rf"<{thunk}>:\n.*ldr\s+pc, \[pc, #-4\].*\n\s+[0-9a-f]+:\s+{word}\s", dis), dis
 
 
 def test_pic_objects_are_refused_with_a_location(tmp_path):

@@ -26,6 +26,9 @@ Every hook is declared below, with a None default, and documented here only:
       after the format's gensections, before dodata: sections the arch adds
       (arm's interworking veneers), through ctx.add_sections/add_symbols/
       add_relocs, retargeting relocations at them.
+  thunks: {branch Howto name: minild.thunks.Thunk}
+      (data) the range-extension thunk for each branch type that gets one
+      when its target is out of reach (minild/thunks.py).
   refuse_symbols(st_other, st_type) -> [(mask, message)]
       for `minild import`: ELF symbols the arch cannot link, judged from what
       minild objects do not carry (ppc64: a .localentry offset in st_other).
@@ -150,6 +153,7 @@ class Arch(msgspec.Struct):
     implicit_addends: Callable | None = None
     refuse_symbols: Callable | None = None
     gensections: Callable | None = None
+    thunks: dict | None = None
     # Link-wide values of minild.reloc's expressions (data, not hooks on columns):
     # fn(ctx) -> the TOC base that reloc.toc and reloc.tocbase read;
     toc_base: Callable | None = None

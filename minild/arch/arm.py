@@ -45,6 +45,7 @@ GOT, TLS and PLT types are unknown here.
 import numpy as np
 
 from ..reloc import Howto, absolute, either, none, pcrel, signed, unsigned
+from ..thunks import Thunk
 from . import Arch, ElfArch, Plan9Arch
 
 ELF_MACHINE = 40          # EM_ARM
@@ -372,9 +373,18 @@ def veneers(ctx) -> None:
         r.add[k] = -pc
 
 
+# Range-extension thunks (minild/thunks.py): the veneers' code, which reaches
+# any address and either state.
+_ARM_THUNK = Thunk(ARM_VENEER + b"\0" * 4, 4, "R_ARM_ABS32", 8, "__ARMv5LongLdrPcThunk_", 4, 0,
+                   (("$a", 0), ("$d", 4)))
+_THUMB_THUNK = Thunk(THUMB_VENEER + b"\0" * 4, 4, "R_ARM_ABS32", 4, "__Thumbv7LongLdrPcThunk_", 4,
+                     1, (("$t", 0), ("$d", 4)))
+THUNKS = {"R_ARM_CALL": _ARM_THUNK, "R_ARM_JUMP24": _ARM_THUNK,
+          "R_ARM_THM_CALL": _THUMB_THUNK, "R_ARM_THM_JUMP24": _THUMB_THUNK}
+
 ARCHES = (
     Arch(name="arm", ptr_size=ELF_CLASS // 8, order=ORDER, pad=PAD, howtos=HOWTOS,
          elf=ElfArch(machine=ELF_MACHINE, cls=ELF_CLASS, flags=ELF_FLAGS, rela=RELA,
                      text_addr=TEXT_ADDR, round=PAGE_SIZE, triple="arm-linux-gnueabihf"),
-         plan9=PLAN9, implicit_addends=implicit_addends, gensections=veneers),
+         plan9=PLAN9, implicit_addends=implicit_addends, gensections=veneers, thunks=THUNKS),
 )

@@ -31,6 +31,7 @@ need tables a static minild link does not build: unknown types here.
 import numpy as np
 
 from ..reloc import NO_ELF, Howto, absolute, either, none, pcrel, rva, signed, unsigned
+from ..thunks import Thunk
 from . import Arch, ElfArch, MachoArch, PeArch
 
 ELF_MACHINE = 183         # EM_AARCH64
@@ -143,9 +144,15 @@ HOWTOS = [
 ]
 
 
+# Range-extension thunk (minild/thunks.py), lld's AArch64ABSLongThunk:
+# ldr x16, #8; br x16; .xword S + A.
+THUNKS = {n: Thunk(bytes.fromhex("50000058" "00021fd6") + b"\0" * 8, 8, "R_AARCH64_ABS64", 0,
+                   "__AArch64AbsLongThunk_", 8, 0, (("$x", 0), ("$d", 8)))
+          for n in ("R_AARCH64_CALL26", "R_AARCH64_JUMP26")}
+
 ARCHES = (
     Arch(name="arm64", ptr_size=ELF_CLASS // 8, order=ORDER, pad=PAD, howtos=HOWTOS,
          elf=ElfArch(machine=ELF_MACHINE, cls=ELF_CLASS, flags=ELF_FLAGS, rela=RELA,
                      text_addr=TEXT_ADDR, round=PAGE_SIZE, triple="aarch64-linux-gnu"),
-         pe=PE, macho=MACHO),
+         pe=PE, macho=MACHO, thunks=THUNKS),
 )
