@@ -53,6 +53,9 @@ def rss_peak() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+LISTENER = None
+
+
 class Bench:
     """Bench times the phases of one link."""
 
@@ -62,11 +65,16 @@ class Bench:
         self.cpu_start = cpu_time()
         self.faults_start = faults()
         self.depth = 0
+        # Called with (phase, True) as a phase starts and (phase, False) at its
+        # end: the CLI's progress display (minild.progress) sets LISTENER.
+        self.listener = LISTENER
 
     @contextmanager
     def phase(self, name: str):
         """phase times the block under name; a phase inside another is a part
         of it (its row comes after the outer one's and is indented)."""
+        if self.listener is not None:
+            self.listener(name, True)
         t0, c0, f0 = time.perf_counter(), cpu_time(), faults()
         self.depth += 1
         try:
@@ -75,6 +83,8 @@ class Bench:
             self.depth -= 1
             self.rows.append(Row(name, time.perf_counter() - t0, cpu_time() - c0,
                                  rss_now(), rss_peak(), faults() - f0, t0, self.depth))
+            if self.listener is not None:
+                self.listener(name, False)
 
     def ordered(self) -> list[Row]:
         """ordered returns the rows in the order the phases started."""

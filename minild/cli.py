@@ -177,6 +177,8 @@ class LinkCommand(click.Command):
 @click.option("--max-align", type=Int(), default=1 << 16, show_default=True,
               help="The largest section alignment accepted (a power of two; up to 2**31).")
 @click.option("--bench", is_flag=True, help="Print a table of phase times and memory.")
+@click.option("-q", "--quiet", is_flag=True,
+              help="No progress display and no warnings (errors are still printed).")
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False), default=None,
               metavar="FILE",
               help="Write the phases and the workers' shares as Chrome trace JSON (lld's "
@@ -234,7 +236,7 @@ def link_cmd(objects, output, entry, headtype, text_addr, round_, strip, jobs, n
              map_path, map_format, verbose, externallink, extld, extldflags, tmpdir, libc,
              image_base, section_alignment, file_alignment, subsystem, no_dynamicbase,
              stack_size, stack_first, initial_memory, macos_version, codesign, max_align,
-             libdirs=(), libs=(), trace_path=None, print_map=False):
+             libdirs=(), libs=(), trace_path=None, print_map=False, quiet=False):
     """Link OBJECTS (minild JSON objects, any file extension; `ar` archives of them) into
     an executable."""
     if libs:
@@ -292,7 +294,7 @@ def link_cmd(objects, output, entry, headtype, text_addr, round_, strip, jobs, n
                        codesign=codesign, max_align=max_align, stack_size=stack_size,
                        initial_memory=initial_memory, stack_first=stack_first,
                        log=(lambda line: err.print(line, markup=False)) if verbose else None,
-                       warn=warning)
+                       warn=None if quiet else warning)
 
         def go():
             from .outfile import refuse_same
@@ -302,8 +304,19 @@ def link_cmd(objects, output, entry, headtype, text_addr, round_, strip, jobs, n
                 from . import workers
                 fd, workers.TRACE_PATH = tempfile.mkstemp(prefix="minild-trace-")
                 os.close(fd)
+            from . import bench as benchmod, progress
+            shown = None
+            if progress.wanted(quiet):
+                n = len(objects)
+                benchmod.LISTENER = shown = progress.Progress(
+                    f"linking {n} object{'s' if n != 1 else ''} into "
+                    f"{os.path.basename(output)}")
             try:
-                ctx = link(opts)
+                try:
+                    ctx = link(opts)
+                finally:
+                    if shown is not None:
+                        shown.stop()
                 if map_path:
                     from .mapfile import write_map  # and json: only for -M
                     write_map(ctx, map_path, map_format)
@@ -565,11 +578,21 @@ def _show_object(d: dict, tty: bool) -> None:
 @click.option("--compact", is_flag=True, help="Write the compact encoding (base64 columns).")
 @click.option("--max-uncompressed", type=Int(), default=256 << 20, show_default=True,
               help="Bytes that an object's compressed sections (gcc -gz) may decompress to.")
-def import_cmd(elf_objects, output, compact, max_uncompressed):
+@click.option("-q", "--quiet", is_flag=True, help="No progress display on a terminal.")
+def import_cmd(elf_objects, output, compact, max_uncompressed, quiet):
     """Turn ELF relocatable objects (.o from GNU as, gcc or clang) into minild objects."""
     import_files, = run(load, "importer", "import_files")
-
-    run(import_files, list(elf_objects), output, compact, max_uncompressed)
+    from . import progress
+    shown = None
+    if progress.wanted(quiet):
+        n = len(elf_objects)
+        shown = progress.Progress(f"importing {n} object{'s' if n != 1 else ''}")
+        shown("import", True)
+    try:
+        run(import_files, list(elf_objects), output, compact, max_uncompressed)
+    finally:
+        if shown is not None:
+            shown.stop()
 
 
 if __name__ == "__main__":

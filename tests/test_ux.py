@@ -454,3 +454,64 @@ def test_inspect_json_and_errors(tmp_path):
     assert {"name": "msg", "section": ".rodata", "value": 0, "size": 13, "binding": "local",
             "type": "object"} in docs[0]["symbols"]
     assert "bad.obj" in e and e.count("error:") == 1
+
+
+# --- progress on a terminal ----------------------------------------------------
+
+def on_a_terminal(*args, **env) -> tuple[int, bytes]:
+    """on_a_terminal runs minild with stderr on a pseudo-terminal; returns its
+    status and what it wrote there."""
+    import os
+    import pty
+    m, s = pty.openpty()
+    p = subprocess.Popen([sys.executable, "-m", "minild.cli", *map(str, args)],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=s,
+                         env=dict(os.environ, TERM="xterm", **env))
+    os.close(s)
+    got = b""
+    while True:
+        try:
+            chunk = os.read(m, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        got += chunk
+    os.close(m)
+    return p.wait(), got
+
+
+def test_progress_on_a_terminal(tmp_path):
+    out = tmp_path / "o"
+    # A link past the delay (0 s here) shows its phases, then erases the line.
+    code, got = on_a_terminal("link", HELLO, "-o", out, MINILD_PROGRESS_AFTER="0")
+    assert code == 0
+    assert b"minild: loadlib  linking 1 object into o" in got, got
+    assert got.endswith(b"\x1b[2K"), got                     # transient: erased at the end
+    # A link shorter than the delay (the default: about a second) shows nothing.
+    code, got = on_a_terminal("link", HELLO, "-o", out)
+    assert code == 0 and got == b"", got
+    # -q: nothing, even past the delay.
+    code, got = on_a_terminal("link", HELLO, "-o", out, "-q", MINILD_PROGRESS_AFTER="0")
+    assert code == 0 and got == b"", got
+
+
+def test_import_progress_on_a_terminal(tmp_path, foreign):
+    code, got = on_a_terminal("import", foreign / "a.o", "-o", tmp_path / "a.obj",
+                              MINILD_PROGRESS_AFTER="0")
+    assert code == 0 and b"minild: import   importing 1 object" in got, got
+    code, got = on_a_terminal("import", foreign / "a.o", "-o", tmp_path / "a.obj", "-q",
+                              MINILD_PROGRESS_AFTER="0")
+    assert code == 0 and got == b"", got
+
+
+def test_no_progress_when_piped(tmp_path):
+    import os
+    p = subprocess.run([sys.executable, "-m", "minild.cli", "link", HELLO, "-o", tmp_path / "o"],
+                       capture_output=True, env=dict(os.environ, MINILD_PROGRESS_AFTER="0"))
+    assert p.returncode == 0 and p.stderr == b"" and p.stdout == b""
+
+
+def test_quiet_silences_warnings(tmp_path):
+    p = minild("link", HELLO, "-o", tmp_path / "o", "-T", "0x401001", "-q")
+    assert p.stderr == ""
