@@ -408,54 +408,6 @@ def explain_cmd(symbol, objects, as_json, headtype, entry, text_addr, round_):
     os._exit(0)
 
 
-@main.command("explain")
-@click.argument("symbol")
-@click.argument("objects", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
-@click.option("-H", "--headtype", default=None, help="Output format, as for link.")
-@click.option("-e", "--entry", default=None, help="Entry symbol, as for link.")
-@click.option("-T", "--text-addr", type=Int(), default=None, metavar="ADDR",
-              help="Address of .text, as for link (hex accepted).")
-@click.option("-R", "--round", "round_", type=Int(), default=None, metavar="N",
-              help="Segment rounding, as for link.")
-def explain_cmd(symbol, objects, as_json, headtype, entry, text_addr, round_):
-    """Say why SYMBOL is what it is in the link of OBJECTS.
-
-    \b
-    Where it is defined and which definitions lost (weak, duplicate), who
-    refers to it (object, section, function) with which relocations, and
-    its output section, address and size. The link runs up to layout;
-    nothing is written.
-
-    \b
-    Examples:
-      minild explain msg examples/hello/amd64.obj
-      minild explain --json counter examples/multi/*.obj
-    """
-    Options, link = run(load, "link", "Options", "link")
-    opts = Options(objects=list(objects), output=os.devnull, entry=entry, headtype=headtype,
-                   text_addr=text_addr, round=round_, jobs=1, no_output=True, warn=warning)
-
-    def go():
-        from .explain import explain
-        return explain(link(opts), symbol)
-
-    e = run(go)
-    if as_json:
-        import json
-        click.echo(json.dumps(e, indent=1))
-    else:
-        from .explain import render
-        click.echo(render(e))
-    if not e["defined"] and not e["references"]:
-        hint = f"; did you mean {e['did_you_mean']}?" if e.get("did_you_mean") else ""
-        err.print(f"error: {symbol}: no object defines or refers to it{hint}", markup=False)
-        sys.stdout.flush()
-        os._exit(1)
-    sys.stdout.flush()
-    os._exit(0)
-
-
 @main.command("inspect")
 @click.argument("objs", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True,

@@ -73,7 +73,6 @@ class Options(msgspec.Struct):
     log: object = None          # called with a line to show the user (-v), or None
     warn: object = None         # called with each warning's text (the CLI prints it), or None
     no_output: bool = False     # stop after layout, write nothing (minild explain)
-    no_output: bool = False     # stop after layout, write nothing (minild explain)
     # A minild.readahead.ReadAhead the CLI started before importing numpy: the
     # documents it decoded are not decoded again.
     ahead: object = None
@@ -297,8 +296,6 @@ def link(opts: Options) -> Link:
             ctx.filesize = fmt.layout(ctx, ctx.filesize)
     warn_moved_text(ctx)
     # At this point, memory layout is fixed: addresses, file offsets, the file size.
-    if opts.no_output:
-        return ctx
     if opts.no_output:
         return ctx
     if not opts.externallink:
