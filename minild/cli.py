@@ -76,6 +76,11 @@ def report(e: LinkError) -> None:
                   markup=True)
 
 
+def plural(n: int, word: str) -> str:
+    """plural: "1 object", "2 objects"."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def warning(text: str) -> None:
     """warning prints one warning line on stderr (the link goes on)."""
     from rich.markup import escape
@@ -140,7 +145,29 @@ def load(module: str, *names: str):
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="minild")
 def main():
-    """minild: link JSON objects into executables."""
+    """minild: link JSON objects into executables.
+
+    \b
+    Examples:
+      minild link examples/hello/amd64.obj -o hello && ./hello
+      minild import foo.o -o foo.obj
+      minild inspect foo.obj
+      minild explain printf *.obj
+
+    \b
+    Shell completion (bash; zsh_source and fish_source for the others):
+      eval "$(_MINILD_COMPLETE=bash_source minild)"
+    """
+
+
+LINK_EXAMPLES = [
+    ("minild link a.obj b.obj -o prog", "link two objects into an ELF executable"),
+    ("minild link -T 0x400000 -e main *.obj", "choose .text's address (hex) and the entry"),
+    ("minild link -H pe hello.obj -o hello.exe", "a Windows executable (kernel32 imports)"),
+    ("minild link *.obj -M map.html --map-format html", "the layout, drawn to scale"),
+    ("minild link *.obj --trace t.json", "phases and workers, for ui.perfetto.dev"),
+    ("minild link --externallink --libc main.obj -o m", "let cc finish, against the C library"),
+]
 
 
 class LinkCommand(click.Command):
@@ -154,27 +181,34 @@ class LinkCommand(click.Command):
             rows.append((name, ", ".join(formats.arches_for(formats.lookup(name)))))
         with formatter.section("Output formats (-H) and their arches"):
             formatter.write_dl(rows)
+        with formatter.section("Examples"):
+            w = max(len(c) for c, _ in LINK_EXAMPLES)
+            for c, what in LINK_EXAMPLES:
+                formatter.write(f"{'':{formatter.current_indent}}{c:<{w}}  # {what}\n")
 
 
-@main.command("link", cls=LinkCommand)
+@main.command("link", cls=LinkCommand,
+              short_help="Link objects (JSON, or ar archives of them) into an executable.")
 @click.argument("objects", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("-o", "--output", default="a.out", show_default=True, help="Output file.")
-@click.option("-e", "--entry", default=None,
+@click.option("-o", "--output", default="a.out", show_default=True, metavar="FILE",
+              help="Output file.")
+@click.option("-e", "--entry", default=None, metavar="SYM",
               help="Entry symbol (default: _start; _main for -H macho).")
-@click.option("-H", "--headtype", default=None,
+@click.option("-H", "--headtype", default=None, metavar="FMT",
               help="Output format (header type), see the list below; default elf (wasm for "
                    "wasm objects).")
-@click.option("-T", "--text-addr", type=Int(), default=None,
-              help="Address of the start of .text (default: the format's for the arch).")
-@click.option("-R", "--round", "round_", type=Int(), default=None,
-              help="Segment rounding, a power of two (default: the format's for the arch, "
+@click.option("-T", "--text-addr", type=Int(), default=None, metavar="ADDR",
+              help="Address of the start of .text, hex accepted (default: the format's for "
+                   "the arch, e.g. 0x401000 for ELF amd64).")
+@click.option("-R", "--round", "round_", type=Int(), default=None, metavar="N",
+              help="Segment rounding, a power of two at least the loader's page (default: the format's for the arch, "
                    "e.g. ELF's max page size).")
 @click.option("-s", "--strip", is_flag=True, help="Omit the symbol table and DWARF.")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, metavar="N",
               help="Workers for reading objects and writing blocks (default: the cores, "
                    "up to 4); the output is the same for any N.")
 @click.option("--no-mmap", is_flag=True, help="Write with a buffered file instead of mmap.")
-@click.option("--max-align", type=Int(), default=1 << 16, show_default=True,
+@click.option("--max-align", type=Int(), default=1 << 16, show_default=True, metavar="N",
               help="The largest section alignment accepted (a power of two; up to 2**31).")
 @click.option("--bench", is_flag=True, help="Print a table of phase times and memory.")
 @click.option("-q", "--quiet", is_flag=True,
@@ -334,10 +368,11 @@ def link_cmd(objects, output, entry, headtype, text_addr, round_, strip, jobs, n
             ahead.cancel()   # a link that failed before reading: no child left behind
     if verbose:
         fmt = ctx.format.name
-        err.print(f"minild: linked {len(objects)} objects ({ctx.arch.name}, {fmt}) into "
+        n = len(objects)
+        err.print(f"minild: linked {plural(n, 'object')} ({ctx.arch.name}, {fmt}) into "
                   f"{output}: {ctx.filesize} bytes before tables, entry {ctx.entry_addr:#x}, "
-                  f"{len(ctx.relocs.off)} relocations, {len(ctx.names)} symbols",
-                  markup=False)
+                  f"{plural(len(ctx.relocs.off), 'relocation')}, "
+                  f"{plural(len(ctx.names), 'symbol')}", markup=False)
     if bench:
         print_bench(ctx.bench)
     # Like lld, skip tearing down a big link's heap (freeing every array of
@@ -360,7 +395,8 @@ def print_bench(b) -> None:
     err.print(t)
 
 
-@main.command("explain")
+@main.command("explain",
+              short_help="Say where a symbol is defined, who refers to it, where it went.")
 @click.argument("symbol")
 @click.argument("objects", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
@@ -408,7 +444,8 @@ def explain_cmd(symbol, objects, as_json, headtype, entry, text_addr, round_):
     os._exit(0)
 
 
-@main.command("inspect")
+@main.command("inspect",
+              short_help="Show objects' sections, symbols, imports and relocations.")
 @click.argument("objs", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True,
               help="Print the objects as JSON: a list of {path, arch, sections, symbols, "
@@ -522,7 +559,8 @@ def _show_object(d: dict, tty: bool) -> None:
         sys.stdout.write("\n")
 
 
-@main.command("import")
+@main.command("import",
+              short_help="Turn ELF, COFF or wasm relocatable objects into minild objects.")
 @click.argument("elf_objects", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True,
               help="The minild object to write; with several inputs, a directory (created if "

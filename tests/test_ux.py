@@ -515,3 +515,84 @@ def test_no_progress_when_piped(tmp_path):
 def test_quiet_silences_warnings(tmp_path):
     p = minild("link", HELLO, "-o", tmp_path / "o", "-T", "0x401001", "-q")
     assert p.stderr == ""
+
+
+# --- install and first use: README's promises ---------------------------------
+
+def test_readme_python_example(tmp_path):
+    """The README's Python example runs as written (from a copy of the clone's examples)."""
+    import os
+    import shutil
+    text = (ROOT / "README.md").read_text()
+    code = re.search(r"### Using minild from Python.*?```python\n(.*?)```", text, re.S)[1]
+    shutil.copytree(EXAMPLES / "hello", tmp_path / "examples" / "hello")
+    p = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0] == "entry 0x401000"
+    assert lines[1] == ".text    0x401000 33 bytes"
+    assert lines[-2].startswith("undefined entry symbol: main (no object defines it")
+    assert lines[-1] == ".rodata _start"
+    assert run_output("amd64", tmp_path / "hello").stdout == b"hello, world\n"
+
+
+def test_import_minild_is_cheap():
+    import os
+    p = subprocess.run([sys.executable, "-c", "import minild, sys; print('numpy' in sys.modules)"],
+                       capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert p.stdout.strip() == "False"
+
+
+def test_api_errors_are_link_errors(tmp_path):
+    import minild
+    with pytest.raises(minild.UsageError) as e:
+        minild.link_objects([HELLO], output=tmp_path / "o", round=3)
+    assert isinstance(e.value, minild.LinkError)
+    assert "power of two" in e.value.diags[0].render()
+
+
+def test_shell_completion():
+    import os
+    import shutil
+    exe = shutil.which("minild")
+    assert exe, "the minild console script is not installed (pip install -e .)"
+    p = subprocess.run([exe], capture_output=True, text=True,
+                       env=dict(os.environ, _MINILD_COMPLETE="bash_source"))
+    assert p.returncode == 0 and "complete " in p.stdout and "_minild_completion" in p.stdout
+    p = subprocess.run([exe], capture_output=True, text=True,
+                       env=dict(os.environ, _MINILD_COMPLETE="bash_complete",
+                                COMP_WORDS="minild ex", COMP_CWORD="1"))
+    assert "explain" in p.stdout
+    readme = (ROOT / "README.md").read_text()
+    assert 'eval "$(_MINILD_COMPLETE=bash_source minild)"' in readme
+
+
+def test_help():
+    top = minild("--help").stdout
+    assert "Examples:" in top and "_MINILD_COMPLETE=bash_source" in top
+    for cmd in ("link", "import", "inspect", "explain"):   # descriptions not cut off
+        line = next(x for x in top.splitlines() if x.strip().startswith(cmd + " "))
+        assert not line.rstrip().endswith("..."), line
+    h = minild("link", "--help").stdout
+    assert re.search(r"-T, --text-addr ADDR\s+Address of the start of \.text, hex accepted", h)
+    assert "-R, --round N" in h and "-o, --output FILE" in h
+    assert "Examples:" in h and "minild link a.obj b.obj -o prog" in h
+
+
+def test_verbose_counts_in_words(tmp_path):
+    e = minild("link", "-v", HELLO, "-o", tmp_path / "o").stderr
+    assert "linked 1 object (amd64, elf)" in e and "1 relocation," in e and "2 symbols" in e
+
+
+def test_hello_sh_uses_a_venv():
+    """hello.sh installs into .venv only: never system pip, never
+    --break-system-packages (run for real in a stock Debian chroot: see the
+    commit that added this test)."""
+    s = (ROOT / "scripts" / "hello.sh").read_text()
+    code = [x for x in s.splitlines() if not x.lstrip().startswith("#")]
+    assert not any("--break-system-packages" in x for x in code)
+    assert "python3 -m venv .venv" in s and ".venv/bin/python -m pip install" in s
+    assert all(".venv/bin/python -m pip" in x for x in code if "pip install" in x)
+    p = subprocess.run(["bash", "-n", ROOT / "scripts" / "hello.sh"], capture_output=True)
+    assert p.returncode == 0, p.stderr
