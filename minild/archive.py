@@ -35,7 +35,12 @@ HDR = 60
 
 def is_archive(path: str) -> bool:
     try:
-        with open(path, "rb") as f:
+        # O_NONBLOCK and regular files only: a FIFO must not block the open or
+        # the read (docs/reliability.md); the reader then says what it is.
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as f:
+            import stat
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return False
             return f.read(8) == MAGIC
     except OSError:
         return False
