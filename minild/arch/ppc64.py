@@ -166,17 +166,71 @@ def refuse_elfv1(ctx) -> None:
     d.check()
 
 
+# Register save and restore functions (ELFv2 ABI §2.3.3; gcc -Os calls them
+# rather than inline the stores): GNU ld and lld synthesize them when a link
+# refers to them and nothing defines them; so does minild, with lld's code.
+# _savegpr0_N: std rN..r31 below r1, std r0 at 16(r1), blr; _restgpr0_N: ld
+# rN..r31, ld r0 from 16(r1), mtlr r0, blr; the *gpr1_N variants address from
+# r12 and leave r0 and lr alone. _xxx_N enters one sequence (N - 14) words on.
+SAVEREST = {"_savegpr0_": (0xF8000000, 1, True), "_restgpr0_": (0xE8000000, 1, True),
+            "_savegpr1_": (0xF8000000, 12, False), "_restgpr1_": (0xE8000000, 12, False)}
+_SAVEREST_NAMES = {f"{p}{n}": (p, n) for p in SAVEREST for n in range(14, 32)}
+
+
+def _saverest_code(prefix: str, first: int) -> list[int]:
+    op, base, lr = SAVEREST[prefix]
+    words = [op | (r << 21) | (base << 16) | ((-(32 - r) * 8) & 0xFFFF) for r in range(first, 32)]
+    if lr and op == 0xF8000000:
+        words.append(0xF8010010)                # std r0, 16(r1)
+    elif lr:
+        words += [0xE8010010, 0x7C0803A6]       # ld r0, 16(r1); mtlr r0
+    return words + [0x4E800020]                 # blr
+
+
+def saverest(ctx) -> None:
+    """saverest (the arch's gensections) gives the save and restore functions
+    the link refers to and does not define their code, in one text section of
+    an "<ppc64 save/restore>" object: for each family, the sequence from the
+    lowest register referred to."""
+    from ..vocab import Kind, SymType
+
+    want = {n: i for n, i in ctx.linker_defined.items() if n in _SAVEREST_NAMES}
+    if not want:
+        return
+    first: dict[str, int] = {}
+    for n in want:
+        p, r = _SAVEREST_NAMES[n]
+        first[p] = min(first.get(p, 32), r)
+    code, at = [], {}
+    for p in SAVEREST:
+        if p in first:
+            at[p] = 4 * len(code)
+            code += _saverest_code(p, first[p])
+    data = np.array(code, ctx.arch.order + "u4").tobytes()
+    obj = ctx.add_object("<ppc64 save/restore>")
+    (sec,) = ctx.add_sections(obj, [".text.saverest"], [Kind.TEXT], [4], [len(data)], [data])
+    for n, i in want.items():
+        p, r = _SAVEREST_NAMES[n]
+        ctx.sym_sec[i], ctx.sym_value[i] = int(sec), at[p] + 4 * (r - first[p])
+        ctx.sym_type[i] = SymType.FUNC
+        del ctx.linker_defined[n]
+
+
+LINKER_SYMBOLS = {".TOC.": toc_base, **{n: (lambda ctx: 0) for n in _SAVEREST_NAMES}}
+
 ARCHES = (
     Arch(name="ppc64", ptr_size=ELF_CLASS // 8, order=ORDER, pad=PAD, howtos=HOWTOS,
          elf=ElfArch(machine=ELF_MACHINE, cls=ELF_CLASS, flags=ELF_FLAGS, rela=RELA,
                      text_addr=TEXT_ADDR, round=PAGE_SIZE, triple="powerpc64-linux-gnu"),
-         linker_symbols={".TOC.": toc_base}, toc_base=toc_base, check=refuse_elfv1,
+         linker_symbols=LINKER_SYMBOLS, toc_base=toc_base, check=refuse_elfv1,
+         gensections=saverest,
          local_entry=("R_PPC64_REL16_HA", "R_PPC64_REL16_LO", LOCAL_ENTRY, ".TOC."),
          refuse_symbols=refuse_symbols),
     Arch(name="ppc64le", ptr_size=ELF_CLASS // 8, order="<", pad=PAD[::-1], howtos=HOWTOS,
          elf=ElfArch(machine=ELF_MACHINE, cls=ELF_CLASS, flags=ELF_FLAGS, rela=RELA,
                      text_addr=TEXT_ADDR, round=PAGE_SIZE, triple="powerpc64le-linux-gnu"),
-         linker_symbols={".TOC.": toc_base}, toc_base=toc_base, check=refuse_elfv1,
+         linker_symbols=LINKER_SYMBOLS, toc_base=toc_base, check=refuse_elfv1,
+         gensections=saverest,
          local_entry=("R_PPC64_REL16_HA", "R_PPC64_REL16_LO", LOCAL_ENTRY, ".TOC."),
          refuse_symbols=refuse_symbols),
 )
