@@ -32,8 +32,7 @@ class Thunk(msgspec.Struct, frozen=True):
     in A, stored by the assembler)."""
 
     code: bytes                # the thunk, padded to a multiple of align
-    word: int                  # offset of the address word in code
-    reloc: str                 # the Howto that fills it (S + A: absolute)
+    relocs: tuple              # (offset in code, Howto name): what puts S + A in it
     pc: int                    # the branch's pc offset (see above)
     prefix: str                # thunk symbol names: prefix + target name (lld's)
     align: int = 4
@@ -83,7 +82,10 @@ def add(ctx) -> None:
             sel = (r.type[k] == t) & known
             if not sel.any() or h.range is None:
                 continue
-            v = h.calc(S[sel], r.add[k[sel]], P[sel])
+            if getattr(h.calc, "linkwide", False):   # (ppc64's call_local: + its 8 at most)
+                v = S[sel] + r.add[k[sel]] - P[sel]
+            else:
+                v = h.calc(S[sel], r.add[k[sel]], P[sel])
             lo, hi = h.range
             bad[np.flatnonzero(sel)[(v < lo) | (v > hi)]] = True
         if not bad.any():
@@ -119,8 +121,9 @@ def add(ctx) -> None:
                     ctx.add_symbols(obj, [m for m, _ in th.maps] * n, ts,
                                     (at[:, None] + np.array([o for _, o in th.maps])).ravel(),
                                     Bind.LOCAL, SymType.NOTYPE)
-                ctx.add_relocs(np.full(n, ts), at + th.word, np.full(n, a.index[th.reloc]),
-                               [t for t, _ in keys], [x for _, x in keys])
+                for off, how in th.relocs:
+                    ctx.add_relocs(np.full(n, ts), at + off, np.full(n, a.index[how]),
+                                   [t for t, _ in keys], [x for _, x in keys])
                 for (t, x), s in zip(keys, syms.tolist()):
                     made[(sec, t, x, kd)] = s
             r = ctx.relocs

@@ -375,9 +375,9 @@ def veneers(ctx) -> None:
 
 # Range-extension thunks (minild/thunks.py): the veneers' code, which reaches
 # any address and either state.
-_ARM_THUNK = Thunk(ARM_VENEER + b"\0" * 4, 4, "R_ARM_ABS32", 8, "__ARMv5LongLdrPcThunk_", 4, 0,
+_ARM_THUNK = Thunk(ARM_VENEER + b"\0" * 4, ((4, "R_ARM_ABS32"),), 8, "__ARMv5LongLdrPcThunk_", 4, 0,
                    (("$a", 0), ("$d", 4)))
-_THUMB_THUNK = Thunk(THUMB_VENEER + b"\0" * 4, 4, "R_ARM_ABS32", 4, "__Thumbv7LongLdrPcThunk_", 4,
+_THUMB_THUNK = Thunk(THUMB_VENEER + b"\0" * 4, ((4, "R_ARM_ABS32"),), 4, "__Thumbv7LongLdrPcThunk_", 4,
                      1, (("$t", 0), ("$d", 4)))
 THUNKS = {"R_ARM_CALL": _ARM_THUNK, "R_ARM_JUMP24": _ARM_THUNK,
           "R_ARM_THM_CALL": _THUMB_THUNK, "R_ARM_THM_JUMP24": _THUMB_THUNK}

@@ -146,7 +146,7 @@ HOWTOS = [
 
 # Range-extension thunk (minild/thunks.py), lld's AArch64ABSLongThunk:
 # ldr x16, #8; br x16; .xword S + A.
-THUNKS = {n: Thunk(bytes.fromhex("50000058" "00021fd6") + b"\0" * 8, 8, "R_AARCH64_ABS64", 0,
+THUNKS = {n: Thunk(bytes.fromhex("50000058" "00021fd6") + b"\0" * 8, ((8, "R_AARCH64_ABS64"),), 0,
                    "__AArch64AbsLongThunk_", 8, 0, (("$x", 0), ("$d", 8)))
           for n in ("R_AARCH64_CALL26", "R_AARCH64_JUMP26")}
 

@@ -46,6 +46,7 @@ import numpy as np
 
 from ..errors import Diagnostics
 from ..reloc import Howto, absolute, call_local, either, none, pcrel, signed, toc, tocbase
+from ..thunks import Thunk
 from . import Arch, ElfArch
 
 ELF_MACHINE = 21          # EM_PPC64
@@ -218,10 +219,27 @@ def saverest(ctx) -> None:
 
 LINKER_SYMBOLS = {".TOC.": toc_base, **{n: (lambda ctx: 0) for n in _SAVEREST_NAMES}}
 
+
+# Range-extension thunk (minild/thunks.py) for a bl/b out of +-32 MiB: the
+# target's 64-bit address into r12 (the global entry's own address, which ELFv2
+# expects there), then bctr.
+_THUNK_CODE = (0x3D800000, 0x618C0000, 0x798C07C6, 0x658C0000, 0x618C0000,   # lis, ori,
+               0x7D8903A6, 0x4E800420, 0x60000000)     # sldi 32, oris, ori; mtctr; bctr; nop
+_THUNK_RELOCS = ((0, "R_PPC64_ADDR16_HIGHEST"), (4, "R_PPC64_ADDR16_HIGHER"),
+                 (12, "R_PPC64_ADDR16_HIGH"), (16, "R_PPC64_ADDR16_LO"))
+
+
+def _thunks(order: str) -> dict:
+    half = 2 if order == ">" else 0       # the immediate: the instruction's low halfword
+    th = Thunk(np.array(_THUNK_CODE, order + "u4").tobytes(),
+               tuple((o + half, n) for o, n in _THUNK_RELOCS), 0, "__long_branch_", 4)
+    return {"R_PPC64_REL24": th}
+
 ARCHES = (
     Arch(name="ppc64", ptr_size=ELF_CLASS // 8, order=ORDER, pad=PAD, howtos=HOWTOS,
          elf=ElfArch(machine=ELF_MACHINE, cls=ELF_CLASS, flags=ELF_FLAGS, rela=RELA,
                      text_addr=TEXT_ADDR, round=PAGE_SIZE, triple="powerpc64-linux-gnu"),
+         thunks=_thunks(ORDER),
          linker_symbols=LINKER_SYMBOLS, toc_base=toc_base, check=refuse_elfv1,
          gensections=saverest,
          local_entry=("R_PPC64_REL16_HA", "R_PPC64_REL16_LO", LOCAL_ENTRY, ".TOC."),
@@ -229,6 +247,7 @@ ARCHES = (
     Arch(name="ppc64le", ptr_size=ELF_CLASS // 8, order="<", pad=PAD[::-1], howtos=HOWTOS,
          elf=ElfArch(machine=ELF_MACHINE, cls=ELF_CLASS, flags=ELF_FLAGS, rela=RELA,
                      text_addr=TEXT_ADDR, round=PAGE_SIZE, triple="powerpc64le-linux-gnu"),
+         thunks=_thunks("<"),
          linker_symbols=LINKER_SYMBOLS, toc_base=toc_base, check=refuse_elfv1,
          gensections=saverest,
          local_entry=("R_PPC64_REL16_HA", "R_PPC64_REL16_LO", LOCAL_ENTRY, ".TOC."),
