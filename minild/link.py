@@ -120,6 +120,8 @@ class Link:
         self.imports_called: set[int] = set()    # imports referenced by name (thunks)
         # gensections (formats with imports): each used import's slot entry.
         self.import_slot_of: dict[int, int] = {}
+        # gensections (the arch's): e_flags other than the arch's (ppc64 ELFv1: 1), or None.
+        self.elf_flags: int | None = None
         # thunks (range-extension thunks): each input section's place in its
         # output section's order, where thunk sections sit between; None: index order.
         self.sec_rank = None

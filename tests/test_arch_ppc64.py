@@ -5,7 +5,7 @@ Every output runs under qemu-ppc64 / qemu-ppc64le; multi-object programs are
 linked twice, by the cross GNU ld and by minild (after `minild import`), and
 must print the same bytes and exit with the same status. Both byte orders link
 as ELFv2 (see minild/arch/ppc64.py): big-endian sources say `.abiversion 2`,
-big-endian C is compiled with -mabi=elfv2.
+big-endian C is compiled with -mabi=elfv2 (and, in test_elfv1_links, gcc's default ELFv1).
 """
 
 from __future__ import annotations
@@ -518,15 +518,22 @@ def test_c_differential(arch, prog, tmp_path):
     assert p.stdout.decode().startswith(start), p.stdout
 
 
-def test_elfv1_refused(tmp_path):
-    """gcc's default big-endian output is ELFv1 (.opd descriptors): refused, located."""
-    objs = build("ppc64", tmp_path, {"start.s": START_S, "out.c": OUT_C, "main.c": MAIN1_C,
+def test_elfv1_links(tmp_path):
+    """gcc's default big-endian output is ELFv1: function symbols name .opd
+    descriptors. minild's calls go to the code, the entry is _start's
+    descriptor and e_flags says ELFv1 (1), as GNU ld's; both runs agree."""
+    from test_c_every_arch import crt
+    objs = build("ppc64", tmp_path, {"crt.c": crt("ppc64"), "out.c": OUT_C, "main.c": MAIN1_C,
                                      "ops.c": OPS1_C}, *CFLAGS)
-    objs = import_all(objs)
-    # One error per ELFv1 object: the three compiled from C.
-    msg = " ".join(link_refused(tmp_path / "out", *objs, errors=3).split())
-    assert f"{objs[3]}: section .opd: ELFv1 function descriptors" in msg
-    assert "-mabi=elfv2" in msg
+    p, mine = link_both("ppc64", tmp_path, objs, GNU_LD)
+    assert p.stdout.decode().startswith(PROGRAMS["tables"][1]), p.stdout
+    hdr = readelf(mine, "-h")
+    assert re.search(r"Flags:\s+0x1, abiv1", hdr), hdr
+    entry = int(re.search(r"Entry point address:\s+(0x[0-9a-f]+)", hdr).group(1), 16)
+    start = re.search(r"^\s*\d+: ([0-9a-f]+)\s+\d+ FUNC\s+GLOBAL\s+DEFAULT\s+(\d+) _start$",
+                      readelf(mine, "-sW"), re.M)
+    assert int(start.group(1), 16) == entry      # the descriptor, in .opd
+    assert f"[{int(start.group(2)):2}] .data" in readelf(mine, "-SW")
 
 
 @pytest.mark.parametrize("arch", ARCHES)

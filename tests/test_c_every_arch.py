@@ -34,8 +34,7 @@ SYSCALL = {
     "mips64": ((5001, 5058), "$2", ["$4", "$5", "$6"], "syscall", ["-mno-abicalls", "-G0"], ["-e", "_start"]),
     "mips64le": ((5001, 5058), "$2", ["$4", "$5", "$6"], "syscall",
                  ["-mno-abicalls", "-G0"], ["-e", "_start"]),
-    "ppc64": ((4, 1), "r0", ["r3", "r4", "r5"], "sc", ["-mabi=elfv2"],
-              ["--no-toc-optimize"]),
+    "ppc64": ((4, 1), "r0", ["r3", "r4", "r5"], "sc", [], ["--no-toc-optimize"]),   # ELFv1
     "ppc64le": ((4, 1), "r0", ["r3", "r4", "r5"], "sc", [], ["--no-toc-optimize"]),
     "riscv64": ((64, 93), "a7", ["a0", "a1", "a2"], "ecall", [], ["--no-relax", "--no-warn-rwx-segments"]),
     "s390x": ((4, 1), "r1", ["r2", "r3", "r4"], "svc 0", [], []),

@@ -14,8 +14,8 @@ Every hook is declared below, with a None default, and documented here only:
       symbols the linker defines when referenced and not defined (.TOC.);
       added to the format's own.
   check(ctx)
-      after resolution: refuse what the arch cannot link (ppc64: ELFv1 .opd
-      descriptors). Raises LinkError; changes nothing.
+      after resolution: refuse what the arch cannot link. Raises LinkError;
+      changes nothing. (No arch uses it today.)
   implicit_addends(howto_idx, offsets, data, symbols, arch) -> int64 array
       for `minild import` of REL objects: the addends stored in one section's
       places (relocations in file order), where a place is an instruction

@@ -1,11 +1,11 @@
 """ppc64: 64-bit PowerPC, ELFv2 ABI (OpenPOWER psABI), both byte orders.
 
-ppc64le and ppc64 (big-endian) both link as ELFv2 (e_flags 2): the entry is a
-plain code address, not an ELFv1 function descriptor. qemu-ppc64 and the Linux
-kernel run ELFv2 big-endian files (they set r12 to the entry, as for an
-indirect call); objects for ppc64 come from `as` with `.abiversion 2` or from
-`gcc -mabi=elfv2`. ELFv1 objects (gcc's default for big-endian: calls name .opd
-descriptors) are refused, naming the .opd section.
+ppc64le and ppc64 (big-endian) link as ELFv2 (e_flags 2): the entry is a plain
+code address. qemu-ppc64 and the Linux kernel run ELFv2 big-endian files (they
+set r12 to the entry, as for an indirect call); such objects come from `as`
+with `.abiversion 2` or `gcc -mabi=elfv2`. ELFv1 objects (gcc's default for
+big-endian), whose function symbols name .opd descriptors, link as ELFv1
+(e_flags 1, the entry a descriptor): see elfv1 below.
 
 Relocations (RELA). 16-bit fields are named by the offset of the halfword itself
 (instruction + 2 on big-endian, + 0 on little-endian), so they are plain 2-byte
@@ -156,17 +156,6 @@ def refuse_symbols(other, stype) -> list:
              "(addis r2,r12 / addi r2,r2)")]
 
 
-def refuse_elfv1(ctx) -> None:
-    """refuse_elfv1 stops a link of ELFv1 code (gcc's default for big-endian):
-    its calls name .opd descriptors, not code, and would run as garbage."""
-    d = Diagnostics()
-    for k in [i for i, n in enumerate(ctx.sec_name) if n == ".opd" or n.startswith(".opd#")]:
-        d.error(f"{ctx.objects[ctx.sec_obj[k]].path}: section {ctx.sec_name[k]}: ELFv1 function "
-                "descriptors; minild links ppc64 as ELFv2 (compile with gcc -mabi=elfv2, "
-                "assemble with .abiversion 2)")
-    d.check()
-
-
 # Register save and restore functions (ELFv2 ABI §2.3.3; gcc -Os calls them
 # rather than inline the stores): GNU ld and lld synthesize them when a link
 # refers to them and nothing defines them; so does minild, with lld's code.
@@ -220,6 +209,58 @@ def saverest(ctx) -> None:
 LINKER_SYMBOLS = {".TOC.": toc_base, **{n: (lambda ctx: 0) for n in _SAVEREST_NAMES}}
 
 
+
+def _is_opd(name: str) -> bool:
+    return name == ".opd" or name.startswith(".opd#")
+
+
+def elfv1(ctx) -> None:
+    """elfv1 links ELFv1 code (gcc's default for big-endian): a function's
+    symbol names its descriptor in .opd (code address, TOC base, environment),
+    so a direct call (REL24, REL14) to a symbol defined in .opd is retargeted at
+    what the descriptor's first doubleword's R_PPC64_ADDR64 names (the code), as
+    GNU ld and lld do. Function pointers, data and the entry point keep the
+    descriptor: the kernel and qemu read the entry's descriptor for pc and r2
+    when e_flags says ELFv1 (ctx.elf_flags = 1). One TOC (one r2) serves the
+    whole static link, so a call needs no r2 save or restore."""
+    opd = np.array([_is_opd(n) for n in ctx.sec_name], bool)
+    if not opd.any():
+        return
+    ctx.elf_flags = 1
+    a, r = ctx.arch, ctx.relocs
+    words = np.flatnonzero(opd[r.sec] & (r.type == a.index["R_PPC64_ADDR64"]))
+    key = r.sec[words].astype(np.int64) << 40 | r.off[words].astype(np.int64)
+    order = np.argsort(key, kind="stable")
+    key, words = key[order], words[order]
+    calls = np.flatnonzero(np.isin(r.type, [a.index[n] for n in (
+        "R_PPC64_REL24", "R_PPC64_REL14", "R_PPC64_REL14_BRTAKEN", "R_PPC64_REL14_BRNTAKEN")]))
+    d = ctx.sym_res[r.sym[calls]]
+    sec = np.where(d >= 0, ctx.sym_sec[np.maximum(d, 0)], -1)
+    via = (sec >= 0) & opd[np.maximum(sec, 0)]
+    calls, d, sec = calls[via], d[via], sec[via]
+    if not len(calls):
+        return
+    want = sec.astype(np.int64) << 40 | (ctx.sym_value[d] + r.add[calls]).astype(np.int64)
+    at = np.minimum(np.searchsorted(key, want), max(len(key) - 1, 0))
+    found = (key[at] == want) if len(key) else np.zeros(len(calls), bool)
+    if not found.all():
+        dg = Diagnostics()
+        for j in np.flatnonzero(~found)[:20].tolist():
+            k = int(calls[j])
+            dg.error(f"{ctx.reloc_site(k)}: call to {ctx.reloc_target(k)}, a symbol in .opd "
+                     "with no R_PPC64_ADDR64 at its descriptor (not an ELFv1 function)")
+        dg.check()
+    w = words[at]
+    r.sym[calls] = r.sym[w]
+    r.add[calls] = r.add[w]
+
+
+def gensections(ctx) -> None:
+    """gensections (the arch's): ELFv1 calls through .opd, then the save and
+    restore functions."""
+    elfv1(ctx)
+    saverest(ctx)
+
 # Range-extension thunk (minild/thunks.py) for a bl/b out of +-32 MiB: the
 # target's 64-bit address into r12 (the global entry's own address, which ELFv2
 # expects there), then bctr.
@@ -240,16 +281,16 @@ ARCHES = (
          elf=ElfArch(machine=ELF_MACHINE, cls=ELF_CLASS, flags=ELF_FLAGS, rela=RELA,
                      text_addr=TEXT_ADDR, round=PAGE_SIZE, triple="powerpc64-linux-gnu"),
          thunks=_thunks(ORDER),
-         linker_symbols=LINKER_SYMBOLS, toc_base=toc_base, check=refuse_elfv1,
-         gensections=saverest,
+         linker_symbols=LINKER_SYMBOLS, toc_base=toc_base,
+         gensections=gensections,
          local_entry=("R_PPC64_REL16_HA", "R_PPC64_REL16_LO", LOCAL_ENTRY, ".TOC."),
          refuse_symbols=refuse_symbols),
     Arch(name="ppc64le", ptr_size=ELF_CLASS // 8, order="<", pad=PAD[::-1], howtos=HOWTOS,
          elf=ElfArch(machine=ELF_MACHINE, cls=ELF_CLASS, flags=ELF_FLAGS, rela=RELA,
                      text_addr=TEXT_ADDR, round=PAGE_SIZE, triple="powerpc64le-linux-gnu"),
          thunks=_thunks("<"),
-         linker_symbols=LINKER_SYMBOLS, toc_base=toc_base, check=refuse_elfv1,
-         gensections=saverest,
+         linker_symbols=LINKER_SYMBOLS, toc_base=toc_base,
+         gensections=gensections,
          local_entry=("R_PPC64_REL16_HA", "R_PPC64_REL16_LO", LOCAL_ENTRY, ".TOC."),
          refuse_symbols=refuse_symbols),
 )

@@ -207,7 +207,8 @@ def asmb2(ctx, out) -> None:
                                        seg.filelen, seg.length, ctx.round))
     phdrs.append(lay.pack_phdr(PT_GNU_STACK, PF_R | PF_W, 0, 0, 0, 0, 16))
     ehdr = lay.ehdr.pack(ident(a), ET_EXEC, a.elf.machine, 1, ctx.entry_addr,
-                         lay.ehdr.size, shoff, a.elf.flags, lay.ehdr.size, lay.phdr.size,
+                         lay.ehdr.size, shoff, a.elf.flags if ctx.elf_flags is None
+                         else ctx.elf_flags, lay.ehdr.size, lay.phdr.size,
                          len(phdrs), lay.shdr.size, len(shdrs), len(shdrs) - 1)
     out.seek(0)
     out.write(ehdr + b"".join(phdrs))
