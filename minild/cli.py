@@ -220,6 +220,8 @@ class LinkCommand(click.Command):
 @click.option("-M", "--map", "map_path", type=click.Path(dir_okay=False, allow_dash=True),
               default=None, metavar="FILE",
               help="Write a link map: output sections, input sections, symbols ('-': stdout).")
+@click.option("--why", multiple=True, metavar="SYM",
+              help="After the link, say why SYM is what it is (minild explain; repeatable).")
 @click.option("--print-map", is_flag=True, help="Write the link map to stdout (the same as -M -).")
 @click.option("--map-format", type=click.Choice(["text", "json", "html"]), default="text",
               show_default=True,
@@ -270,7 +272,7 @@ def link_cmd(objects, output, entry, headtype, text_addr, round_, strip, jobs, n
              map_path, map_format, verbose, externallink, extld, extldflags, tmpdir, libc,
              image_base, section_alignment, file_alignment, subsystem, no_dynamicbase,
              stack_size, stack_first, initial_memory, macos_version, codesign, max_align,
-             libdirs=(), libs=(), trace_path=None, print_map=False, quiet=False):
+             libdirs=(), libs=(), trace_path=None, print_map=False, quiet=False, why=()):
     """Link OBJECTS (minild JSON objects, any file extension; `ar` archives of them) into
     an executable."""
     if libs:
@@ -373,6 +375,10 @@ def link_cmd(objects, output, entry, headtype, text_addr, round_, strip, jobs, n
                   f"{output}: {ctx.filesize} bytes before tables, entry {ctx.entry_addr:#x}, "
                   f"{plural(len(ctx.relocs.off), 'relocation')}, "
                   f"{plural(len(ctx.names), 'symbol')}", markup=False)
+    if why:
+        from .explain import explain, render
+        for sym in why:
+            click.echo(render(explain(ctx, sym)))
     if bench:
         print_bench(ctx.bench)
     # Like lld, skip tearing down a big link's heap (freeing every array of
@@ -426,8 +432,27 @@ def explain_cmd(symbol, objects, as_json, headtype, entry, text_addr, round_):
 
     def go():
         from .explain import explain
-        return explain(link(opts), symbol)
+        try:
+            return explain(link(opts), symbol)
+        except LinkError as e:
+            # A link with undefined symbols stops at resolve; what explain
+            # needs (definitions, references) is there when undefined
+            # symbols are allowed, as they are in --externallink's object.
+            undefined = any(d.message.startswith("undefined") for d in e.diags)
+            if not undefined or headtype not in (None, "elf"):
+                raise
+            import msgspec
+            ctx = link(msgspec.structs.replace(opts, externallink=True))
+            if ctx.format.name != "elfrel":
+                raise
+            x = explain(ctx, symbol)
+            x["link_errors"] = [d.render() for d in e.diags]
+            x.pop("address", None), x.pop("output_section", None), x.pop("segment", None)
+            for r in x["references"]:
+                r.pop("place", None)
+            return x
 
+    from .errors import LinkError
     e = run(go)
     if as_json:
         import json

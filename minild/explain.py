@@ -121,10 +121,11 @@ def render(e: dict) -> str:
         if "import" in d:
             L.append(f"  imported from {d['import']['module']} as {d['import']['name']}")
         o = e.get("output_section")
-        L.append(f"  address {e['address']:#x}, size {e['size']}"
-                 + (f", in output section {o['name']} [{o['address']:#x}, "
-                    f"{o['address'] + o['size']:#x})" if o else "")
-                 + (f", segment {e['segment']}" if e.get("segment") else ""))
+        if "address" in e:
+            L.append(f"  address {e['address']:#x}, size {e['size']}"
+                     + (f", in output section {o['name']} [{o['address']:#x}, "
+                        f"{o['address'] + o['size']:#x})" if o else "")
+                     + (f", segment {e['segment']}" if e.get("segment") else ""))
     else:
         L.append("  not defined by any object"
                  + (f" (did you mean {e['did_you_mean']}?)" if e.get("did_you_mean") else ""))
@@ -142,4 +143,8 @@ def render(e: dict) -> str:
         place = f" at {x['place']:#x}" if "place" in x else ""
         L.append(f"    {x['object']}:({fn}) in {x['section']}+{x['offset']:#x}{place}: "
                  f"{x['type']}, addend {x['addend']}")
+    if e.get("link_errors"):
+        L.append(f"  the link fails ({len(e['link_errors'])} error"
+                 f"{'s' if len(e['link_errors']) != 1 else ''}; addresses not known):")
+        L += ["    " + x.replace("\n", "\n    ") for x in e["link_errors"]]
     return "\n".join(L)

@@ -599,3 +599,26 @@ def test_hello_sh_uses_a_venv():
     assert all(".venv/bin/python -m pip" in x for x in code if "pip install" in x)
     p = subprocess.run(["bash", "-n", ROOT / "scripts" / "hello.sh"], capture_output=True)
     assert p.returncode == 0, p.stderr
+
+
+def test_explain_when_the_link_fails(tmp_path):
+    """An undefined symbol stops the link; explain still says who refers to it
+    (resolving as --externallink's object does), with the link's errors."""
+    a, b = explain_objects(tmp_path)
+    d = json.loads((tmp_path / "a.obj").read_text())
+    d["sections"][0]["relocs"][1]["symbol"] = "missing"
+    c = write(tmp_path, "c.obj", d)
+    e = json.loads(minild("explain", "--json", "missing", c, b).stdout)
+    assert not e["defined"]
+    assert [(x["function"], x["offset"]) for x in e["references"]] == [("g", 18)]
+    assert e["link_errors"][0].startswith("undefined symbol: missing")
+    t = minild("explain", "missing", c, b).stdout
+    assert "the link fails (1 error; addresses not known):" in t
+    assert f"{c}:(g+0x1) in .text+0x12: R_X86_64_PLT32" in t
+
+
+def test_link_why(tmp_path):
+    a, b = explain_objects(tmp_path)
+    p = minild("link", a, b, "-o", tmp_path / "o", "--why", "f", "--why", "table")
+    assert p.stdout == minild("explain", "f", a, b).stdout + minild("explain", "table", a, b).stdout
+    assert run_output("amd64", tmp_path / "o").returncode == 0
