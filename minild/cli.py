@@ -201,7 +201,8 @@ class LinkCommand(click.Command):
               help="Address of the start of .text, hex accepted (default: the format's for "
                    "the arch, e.g. 0x401000 for ELF amd64).")
 @click.option("-R", "--round", "round_", type=Int(), default=None, metavar="N",
-              help="Segment rounding, a power of two at least the loader's page (default: the format's for the arch, "
+              help="Segment rounding, a power of two at least the loader's page (default: "
+                   "the format's for the arch, "
                    "e.g. ELF's max page size).")
 @click.option("-s", "--strip", is_flag=True, help="Omit the symbol table and DWARF.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, metavar="N",
@@ -577,7 +578,8 @@ def _show_object(d: dict, tty: bool) -> None:
             out.print(t)
             continue
         w = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(cols)]
-        lines = [f"\n{table}:", "  " + "  ".join(c.ljust(w[i]) for i, c in enumerate(cols)).rstrip()]
+        head = "  ".join(c.ljust(w[i]) for i, c in enumerate(cols)).rstrip()
+        lines = [f"\n{table}:", "  " + head]
         lines += ["  " + "  ".join(x.ljust(w[i]) for i, x in enumerate(r)).rstrip() for r in rows]
         sys.stdout.write("\n".join(lines) + "\n")
     if not tty:

@@ -136,7 +136,8 @@ def render(e: dict) -> str:
         L.append(f"  a local of the same name (another symbol): "
                  f"{d['object']}:({d['section']}+{d['value']:#x})")
     refs = e["references"]
-    L.append(f"  referenced {len(refs)} time{'s' if len(refs) != 1 else ''}" + (":" if refs else ""))
+    L.append(f"  referenced {len(refs)} time{'s' if len(refs) != 1 else ''}"
+             + (":" if refs else ""))
     for x in refs:
         fn = (f"{x['function']}+{x['function_offset']:#x}" if x["function"] is not None
               else f"{x['section']}+{x['offset']:#x}")

@@ -160,7 +160,8 @@ class Link:
         f = self.enclosing(sec, off)
         if f is None:
             return self.section_site(sec, off)
-        return f"{self.objects[self.sec_obj[sec]].path}:({self.names[f]}+{off - int(self.sym_value[f]):#x})"
+        path = self.objects[self.sec_obj[sec]].path
+        return f"{path}:({self.names[f]}+{off - int(self.sym_value[f]):#x})"
 
     def enclosing(self, sec: int, off: int) -> int | None:
         """enclosing is the symbol entry that holds offset off of input section

@@ -16,6 +16,16 @@ import threading
 
 DEFAULT_AFTER = 1.0
 
+# What each of the link's phases (minild.bench's names) is doing, in words.
+WORDS = {"loadlib": "loading objects", "read": "reading objects",
+         "archives": "loading archive members",
+         "columns": "joining the objects' tables", "resolve": "resolving symbols",
+         "gensections": "making the format's sections", "dodata": "grouping sections",
+         "address": "assigning addresses", "layout": "laying out the file",
+         "mmap": "mapping the output", "asmb": "writing sections and applying relocations",
+         "asmb2": "writing headers and symbol tables", "munmap": "closing the output",
+         "extld": "running the external linker", "import": "converting"}
+
 
 def wanted(quiet: bool) -> bool:
     return not quiet and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
@@ -50,7 +60,7 @@ class Progress:
             self.bar.start()
 
     def _text(self) -> str:
-        return f"minild: {self.phase:<8} {self.what}"
+        return f"minild: {self.what}: {WORDS.get(self.phase, self.phase)}"
 
     def __call__(self, phase: str, starting: bool) -> None:
         """the Bench listener: a phase starts or ends."""

@@ -124,7 +124,8 @@ def _did_you_mean(ctx, name: str) -> list[str]:
         ctx._defined_names = dict(zip(ctx.names.tolist(ids), ids.tolist()))
     known = ctx._defined_names
     if len(known) > 20000:
-        cand = [k for k in known if k[:1].lower() == name[:1].lower() and abs(len(k) - len(name)) <= 2]
+        cand = [k for k in known
+                if k[:1].lower() == name[:1].lower() and abs(len(k) - len(name)) <= 2]
     else:
         cand = list(known)
     c = closest(name, [k for k in cand if k], cutoff=0.75)

@@ -239,12 +239,14 @@ def sniff(head: bytes, path: str) -> str | None:
         return (f"an ar archive (a static library), not a minild object; extract its members "
                 f"with `ar x {base}` and convert them with `minild import *.o -o objs/`")
     if head.startswith(b"\0asm"):
-        return f"a WebAssembly module or object, not a minild object; if it is clang's object, {imp}"
+        return (f"a WebAssembly module or object, not a minild object; if it is clang's "
+                f"object, {imp}")
     if head[:4] in (b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe", b"\xfe\xed\xfa\xcf",
                     b"\xfe\xed\xfa\xce", b"\xca\xfe\xba\xbe"):
         return "a Mach-O file, not a minild object (minild does not import Mach-O objects)"
     if head.startswith(b"MZ"):
-        return "a PE executable or DLL, not a minild object: it is the output of a link, not an input"
+        return ("a PE executable or DLL, not a minild object: it is the output of a link, "
+                "not an input")
     if head[:2] in (b"\x64\x86", b"\x4c\x01", b"\x64\xaa") and len(head) >= 20:
         return f"a COFF object, not a minild object; {imp}"
     return None

@@ -191,7 +191,8 @@ def test_did_you_mean(tmp_path, change, expect):
 
 def test_undefined_symbol_names_the_function_and_suggests(tmp_path):
     d = {"version": 1, "encoding": "readable", "arch": "amd64",
-         "sections": [{"name": ".text", "kind": "text", "data": "90 e8 00 00 00 00 c3 e8 00 00 00 00",
+         "sections": [{"name": ".text", "kind": "text",
+                       "data": "90 e8 00 00 00 00 c3 e8 00 00 00 00",
                        "relocs": [{"offset": 2, "type": "R_X86_64_PLT32", "symbol": "prnt",
                                    "addend": -4},
                                   {"offset": 8, "type": "R_X86_64_PLT32", "symbol": "prnt",
@@ -489,7 +490,7 @@ def test_progress_on_a_terminal(tmp_path):
     # A link past the delay (0 s here) shows its phases, then erases the line.
     code, got = on_a_terminal("link", HELLO, "-o", out, MINILD_PROGRESS_AFTER="0")
     assert code == 0
-    assert b"minild: loadlib  linking 1 object into o" in got, got
+    assert b"minild: linking 1 object into o: loading objects" in got, got
     assert got.endswith(b"\x1b[2K"), got                     # transient: erased at the end
     # A link shorter than the delay (the default: about a second) shows nothing.
     code, got = on_a_terminal("link", HELLO, "-o", out)
@@ -502,7 +503,7 @@ def test_progress_on_a_terminal(tmp_path):
 def test_import_progress_on_a_terminal(tmp_path, foreign):
     code, got = on_a_terminal("import", foreign / "a.o", "-o", tmp_path / "a.obj",
                               MINILD_PROGRESS_AFTER="0")
-    assert code == 0 and b"minild: import   importing 1 object" in got, got
+    assert code == 0 and b"minild: importing 1 object: converting" in got, got
     code, got = on_a_terminal("import", foreign / "a.o", "-o", tmp_path / "a.obj", "-q",
                               MINILD_PROGRESS_AFTER="0")
     assert code == 0 and got == b"", got
