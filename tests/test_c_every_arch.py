@@ -1,7 +1,7 @@
 """C across objects on every arch variant with a cross gcc: the differential
 C programs (calls across files, function-pointer tables, switch jump tables,
 rodata strings, data holding addresses, bss) at -O2, -O0 and -Os, compiled by
-the cross gcc, linked with that gcc's libgcc.a by GNU ld and, after `minild
+the cross gcc (and at -O2 by clang), linked with that gcc's libgcc.a by GNU ld and, after `minild
 import` (the archive imported as an archive of minild objects), by minild; both
 run under qemu with the same stdout and exit status.
 
@@ -71,9 +71,18 @@ void _start(void) {{
 # What minild cannot link yet: (arch, opt) -> reason (none today).
 XFAIL: dict[tuple[str, str], str] = {}
 
-# Every program at -O2; calc (the one with every feature) at -O0 and -Os too.
-CASES = [(arch, prog, opt) for arch in SYSCALL for prog in C_PROGRAMS
-         for opt in (("-O2", "-O0", "-Os") if prog == "calc" else ("-O2",))]
+# clang's target for each arch (clang-14 knows them all).
+CLANG = {"arm": "armv7a-linux-gnueabihf", "arm64": "aarch64-linux-gnu",
+         "mips": "mips-linux-gnu", "mipsle": "mipsel-linux-gnu",
+         "mips64": "mips64-linux-gnuabi64", "mips64le": "mips64el-linux-gnuabi64",
+         "ppc64": "powerpc64-linux-gnu", "ppc64le": "powerpc64le-linux-gnu",
+         "riscv64": "riscv64-linux-gnu", "s390x": "s390x-linux-gnu"}
+
+# gcc: every program at -O2, calc (the one with every feature) at -O0 and -Os too;
+# clang: every program at -O2.
+CASES = [(arch, cc, prog, opt) for arch in SYSCALL for cc in ("gcc", "clang")
+         for prog in C_PROGRAMS
+         for opt in (("-O2", "-O0", "-Os") if prog == "calc" and cc == "gcc" else ("-O2",))]
 
 
 @pytest.fixture(scope="module")
@@ -93,12 +102,14 @@ def libgcc(tmp_path_factory):
     return get
 
 
-@pytest.mark.parametrize("arch,prog,opt", CASES, ids=["-".join(c) for c in CASES])
-def test_c_program_with_libgcc(arch, prog, opt, tmp_path, libgcc):
+@pytest.mark.parametrize("arch,cc,prog,opt", CASES, ids=["-".join(c) for c in CASES])
+def test_c_program_with_libgcc(arch, cc, prog, opt, tmp_path, libgcc):
     if (arch, opt) in XFAIL:
         pytest.xfail(XFAIL[(arch, opt)])
     _, _, _, _, cflags, ldflags = SYSCALL[arch]
-    objs = build(arch, tmp_path, {**C_PROGRAMS[prog], "crt.c": crt(arch)}, *BASE, *cflags, opt)
+    compiler = ["clang-14", f"--target={CLANG[arch]}"] if cc == "clang" else None
+    objs = build(arch, tmp_path, {**C_PROGRAMS[prog], "crt.c": crt(arch)}, *BASE, *cflags, opt,
+                 cc=compiler)
     gnu_lib, mine_lib = libgcc(arch)
     gnu = tmp_path / "prog.gnu"
     p = gnu_ld(arch, [*objs, gnu_lib], gnu, "-static", *ldflags)
