@@ -155,6 +155,9 @@ class Howto(msgspec.Struct, frozen=True):
     # The value's bit 0 is a target's Thumb bit (arm interworking: a BL to a
     # Thumb function becomes BLX): align is checked only where it is clear.
     tbit: bool = False
+    # write_addends' insert where it must differ from insert's (arm's THM_CALL:
+    # keep the BL or BLX the place holds; the final linker chooses); None: insert.
+    addend_insert: Insert | None = None
 
 
 NO_ELF = -1   # Howto.code of a type that exists only in another format (COFF's ADDR32NB)
@@ -295,10 +298,11 @@ def write_addends(buf: np.ndarray, off: np.ndarray, types: np.ndarray, addends: 
                                         sel[bad], v[bad]))
                 sel, v = sel[~bad], v[~bad]
         o = off[sel]
-        if h.insert is None:
+        insert = h.addend_insert or h.insert
+        if insert is None:
             scatter(buf, o, h.size, order, v)
         else:
-            scatter(buf, o, h.size, order, h.insert(gather(buf, o, h.size, order), v))
+            scatter(buf, o, h.size, order, insert(gather(buf, o, h.size, order), v))
     return problems
 
 

@@ -17,7 +17,8 @@ import re
 import pytest
 
 from conftest import (assemble, build, compact_links_the_same, hello_golden, hello_runs,
-                      import_all, link_both, link_refused, minild, objdump, readelf, reloc_types)
+                      import_all, link_both, link_refused, minild, objdump, readelf, reloc_types,
+                      run_output)
 from minild import arch as archreg
 # The C programs are arch-neutral; the arm64 tests hold them, with their expected output.
 from test_arch_arm64 import C_EXPECTED, C_PROGRAMS
@@ -668,3 +669,12 @@ def test_c_program_matches_gnu_ld(tmp_path, prog, mode, opt):
     p, _ = link_both(ARCH, tmp_path, objs)
     out, status = C_EXPECTED[prog]
     assert p.stdout == out and status in (None, p.returncode)
+
+
+def test_thumb_externallink(tmp_path, thumb_objs):
+    # --externallink writes the addends back into the places (REL): a Thumb BL
+    # stays BL there (GNU ld chooses BL or BLX), and GNU ld builds its own veneers.
+    out = tmp_path / "ext"
+    minild("link", "--externallink", *import_all(thumb_objs), "-o", out)
+    p = run_output(ARCH, out)
+    assert (p.stdout, p.returncode) == (THUMB_EXPECTED, 7), p
