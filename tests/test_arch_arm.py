@@ -678,3 +678,13 @@ def test_thumb_externallink(tmp_path, thumb_objs):
     minild("link", "--externallink", *import_all(thumb_objs), "-o", out)
     p = run_output(ARCH, out)
     assert (p.stdout, p.returncode) == (THUMB_EXPECTED, 7), p
+
+
+@pytest.mark.parametrize("opt", ["-O2", "-O0", "-Os"])
+@pytest.mark.parametrize("prog", list(C_PROGRAMS))
+def test_clang_thumb_program_matches_gnu_ld(tmp_path, prog, opt):
+    objs = build(ARCH, tmp_path, {**C_PROGRAMS[prog], "crt.c": CRT}, *CFLAGS, "-mthumb", opt,
+                 cc=["clang-14", "--target=armv7a-linux-gnueabihf"])
+    p, _ = link_both(ARCH, tmp_path, objs)
+    out, status = C_EXPECTED[prog]
+    assert p.stdout == out and status in (None, p.returncode)
