@@ -23,34 +23,23 @@ the tests fail, they never skip.
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 
-from plan9dump import GO_MODULE, go_run, workdir
-
-_binary: Path | None = None
+from plan9dump import go_oracle, oracle_json, oracle_run
 
 
 def machodump_binary() -> Path:
     """machodump_binary builds tests/go/machodump for this machine, once per session."""
-    global _binary
-    if _binary is None:
-        out = workdir() / "bin" / "machodump"
-        go_run("build", "-trimpath", "-o", str(out), "./machodump", cwd=GO_MODULE)
-        _binary = out
-    return _binary
+    return go_oracle("machodump")
 
 
 def machodump_run(path) -> subprocess.CompletedProcess:
     """machodump_run runs the oracle on path and returns the finished process, whatever its status."""
-    return subprocess.run([str(machodump_binary()), str(path)], capture_output=True, text=True, timeout=120)
+    return oracle_run("machodump", path)
 
 
 def machodump(path) -> dict:
     """machodump parses the Mach-O file at path with Go's debug/macho: the dict described
     in this module's docstring, or an AssertionError with Go's message."""
-    p = machodump_run(path)
-    if p.returncode != 0:
-        raise AssertionError(f"machodump {path} failed ({p.returncode}):\n{p.stderr}{p.stdout}")
-    return json.loads(p.stdout)
+    return oracle_json("machodump", path)

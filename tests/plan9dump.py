@@ -30,7 +30,7 @@ import pytest
 GO_MODULE = Path(__file__).resolve().parent / "go"
 
 _workdir: Path | None = None
-_binary: Path | None = None
+_built: dict[str, Path] = {}    # Go oracle name -> its binary, built this session
 
 
 def workdir() -> Path:
@@ -83,20 +83,39 @@ def go_run(*args: str, cwd: Path, env: dict[str, str] | None = None,
     return p
 
 
+def go_oracle(name: str) -> Path:
+    """go_oracle builds tests/go/NAME (plan9dump, machodump) for this machine,
+    once per session, and returns the binary."""
+    if name not in _built:
+        out = workdir() / "bin" / name
+        go_run("build", "-trimpath", "-o", str(out), f"./{name}", cwd=GO_MODULE)
+        _built[name] = out
+    return _built[name]
+
+
+def oracle_run(name: str, path, *flags: str) -> subprocess.CompletedProcess:
+    """oracle_run runs Go oracle NAME on path and returns the finished process,
+    whatever its status."""
+    return subprocess.run([str(go_oracle(name)), *flags, str(path)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def oracle_json(name: str, path, *flags: str):
+    """oracle_json runs Go oracle NAME on path and returns what it printed,
+    decoded; AssertionError, with Go's message, when it fails."""
+    p = oracle_run(name, path, *flags)
+    if p.returncode != 0:
+        raise AssertionError(f"{name} {path} failed ({p.returncode}):\n{p.stderr}{p.stdout}")
+    return json.loads(p.stdout)
+
+
 def plan9dump_binary() -> Path:
-    """plan9dump_binary builds tests/go/plan9dump for this machine, once per session."""
-    global _binary
-    if _binary is None:
-        out = workdir() / "bin" / "plan9dump"
-        go_run("build", "-trimpath", "-o", str(out), "./plan9dump", cwd=GO_MODULE)
-        _binary = out
-    return _binary
+    return go_oracle("plan9dump")
 
 
 def plan9dump_run(path, *flags: str) -> subprocess.CompletedProcess:
     """plan9dump_run runs the oracle on path and returns the finished process, whatever its status."""
-    return subprocess.run([str(plan9dump_binary()), *flags, str(path)],
-                          capture_output=True, text=True, timeout=120)
+    return oracle_run("plan9dump", path, *flags)
 
 
 def plan9dump(path, raw: bool = False) -> dict:
@@ -105,7 +124,4 @@ def plan9dump(path, raw: bool = False) -> dict:
     It returns the dict described in this module's docstring (only its "header"
     when raw is true) and raises AssertionError, with Go's message, when the
     file cannot be read as a plan 9 a.out."""
-    p = plan9dump_run(path, *(["-raw"] if raw else []))
-    if p.returncode != 0:
-        raise AssertionError(f"plan9dump {path} failed ({p.returncode}):\n{p.stderr}{p.stdout}")
-    return json.loads(p.stdout)
+    return oracle_json("plan9dump", path, *(["-raw"] if raw else []))
