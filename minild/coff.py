@@ -35,7 +35,7 @@ import numpy as np
 
 from . import arch as archreg
 from .errors import Diagnostics, fail
-from .importer import _dropped, _strings, _unique, _why, implicit_addends
+from .importer import _dropped, _strings, _unique, _why, implicit_addends, malformed
 from .loader import ABS, KIND_ID, MAX_SIZE, UNDEF, Object
 from .names import Names
 from .vocab import Bind, SymType
@@ -174,11 +174,7 @@ def read(path: str, data: bytes) -> object:
     """read turns the COFF relocatable object data (read from path) into a
     minild Object; raises LinkError, with the file and the place named, on
     what it refuses or cannot read."""
-    try:
-        return _read(path, data)
-    except (ValueError, IndexError, OverflowError) as e:
-        # numpy's and struct's size errors: offsets or sizes past the end of the file
-        raise fail(f"{path}: malformed COFF object: {type(e).__name__}: {e}")
+    return malformed("COFF", _read, path, data)
 
 
 def _read(path: str, data: bytes) -> Object:

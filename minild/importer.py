@@ -480,6 +480,16 @@ def _why(rname: str, arch: str) -> str:
     return f"unknown relocation type for minild's {arch} (its arch module does not apply it)"
 
 
+def malformed(fmt: str, read_, path: str, data: bytes):
+    """malformed runs one object reader (coff, wasmobj) on data: numpy's and
+    struct's size errors, an offset or a count past the end of the file or a
+    section, become a LinkError naming the file and the format."""
+    try:
+        return read_(path, data)
+    except (ValueError, IndexError, OverflowError) as e:
+        raise fail(f"{path}: malformed {fmt} object: {type(e).__name__}: {e}")
+
+
 def _unique(names: list[str], fixed: np.ndarray) -> list[str]:
     """_unique renames repeated names (name#1, name#2, ..., $d.1 for mapping
     symbols) except where fixed;

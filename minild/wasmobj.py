@@ -31,7 +31,7 @@ import numpy as np
 
 from . import arch as archreg
 from .errors import Diagnostics, fail
-from .importer import _unique, _why
+from .importer import _unique, _why, malformed
 from .loader import ABS, IMPORT, KIND_ID, MAX_ALIGN, UNDEF, Object
 from .names import Names
 from .vocab import Bind, SymType
@@ -191,11 +191,7 @@ def read(path: str, data: bytes) -> Object:
     """read turns the wasm relocatable object data (read from path) into a
     minild Object; raises LinkError, with the file and the place named, on
     what it refuses or cannot read."""
-    try:
-        return _read(path, data)
-    except (ValueError, IndexError, OverflowError) as e:
-        # numpy's size errors: offsets or counts past the end of a section
-        raise fail(f"{path}: malformed wasm object: {type(e).__name__}: {e}")
+    return malformed("wasm", _read, path, data)
 
 
 def _sections(path: str, data: bytes) -> list[_Sec]:
