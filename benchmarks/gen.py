@@ -18,38 +18,73 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from program import BSS_SLOTS, Program, generator_main, write_manifest  # noqa: E402
 
 
+def asm_string(t: str) -> str:
+    """asm_string is t as a GNU as string literal."""
+    return '"' + t.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
 def function(p: Program, i: int) -> str:
-    """function is the text of f<i>; the order of instructions is the model's."""
+    """function is the text of f<i>; the order of instructions is the model's.
+    The shape decides its names, its section, and whether the bss adds sit in a
+    local helper (as gcc's `.part.0` split would) and a string's byte is read."""
+    sh = p.shape
     k = p.obj_of(i)
     c = p.callees[i].tolist()
+    n = p.name(i)
     mix = "\timulq $31, %rbx, %rbx\n\taddq %rax, %rbx\n"
-    body = [f"\t.globl f{i}\n\t.type f{i}, @function\n\t.p2align 4\nf{i}:\n"
-            "\tpushq %rbx\n\tpushq %r12\n\tmovl %edi, %r12d\n"
-            f"\tmovq .Lk{i}(%rip), %rbx\n"
-            f"\taddq %rbx, b{k}+{8 * int(p.own_slot[i])}(%rip)\n"
-            f"\taddq %rbx, b{int(p.other_obj[i])}+{8 * int(p.other_slot[i])}(%rip)\n"
-            f"\ttestl %r12d, %r12d\n\tjz .Lr{i}\n"]
+    # local symbols (shape.locals) are named as gcc names its own: .Lk -> NAME.k
+    lk, lp = (f"{n}.k", f"{n}.p") if sh.locals else (f".Lk{i}", f".Lp{i}")
+    sec = f'\t.section .text.{n},"ax",@progbits\n' if sh.function_sections else ""
+    adds = (f"\taddq %rbx, b{k}+{8 * int(p.own_slot[i])}(%rip)\n"
+            f"\taddq %rbx, b{int(p.other_obj[i])}+{8 * int(p.other_slot[i])}(%rip)\n")
+    body = [sec]
+    if sh.locals:
+        hsec = (f'\t.section .text.{n}.part.0,"ax",@progbits\n'
+                if sh.function_sections else "")
+        body.append(f"{hsec}\t.type {n}.part.0, @function\n\t.p2align 4\n{n}.part.0:\n"
+                    f"{adds}\tret\n\t.size {n}.part.0, .-{n}.part.0\n{sec}")
+        adds = f"\tcall {n}.part.0\n"
+    body.append(f"\t.globl {n}\n\t.type {n}, @function\n\t.p2align 4\n{n}:\n"
+                "\tpushq %rbx\n\tpushq %r12\n\tmovl %edi, %r12d\n"
+                f"\tmovq {lk}(%rip), %rbx\n")
+    if sh.strings:
+        last = len(p.strings[i].encode()) - 1
+        body.append(f"\tmovzbl .Ls{i}+{last}(%rip), %eax\n\taddq %rax, %rbx\n")
+    body.append(adds + f"\ttestl %r12d, %r12d\n\tjz .Lr{i}\n")
     for j in c[:p.calls]:
-        body.append(f"\txorl %edi, %edi\n\tcall f{j}\n{mix}")
-    body.append(f"\tleaq f{c[p.calls]}(%rip), %rcx\n\txorl %edi, %edi\n\tcall *%rcx\n{mix}")
-    body.append(f"\tmovq .Lp{i}(%rip), %rcx\n\txorl %edi, %edi\n\tcall *%rcx\n{mix}")
-    body.append(f".Lr{i}:\n\tmovq %rbx, %rax\n\tpopq %r12\n\tpopq %rbx\n\tret\n"
-                f"\t.size f{i}, .-f{i}\n")
+        body.append(f"\txorl %edi, %edi\n\tcall {p.name(j)}\n{mix}")
+    body.append(f"\tleaq {p.name(c[p.calls])}(%rip), %rcx\n\txorl %edi, %edi\n"
+                f"\tcall *%rcx\n{mix}")
+    body.append(f"\tmovq {lp}(%rip), %rcx\n\txorl %edi, %edi\n\tcall *%rcx\n{mix}")
+    body.append(f".Lr{i}:\n\tmovq %rbx, %rax\n\tpopq %r12\n\tpopq %rbx\n\tret\n")
+    if sh.locals > 3:   # labels a compiler leaves behind (cold-path ends, jump targets)
+        body.append("".join(f"{n}.l{m}:\n" for m in range(sh.locals - 3)))
+    body.append(f"\t.size {n}, .-{n}\n")
     return "".join(body)
 
 
 def object_source(p: Program, k: int) -> str:
+    sh = p.shape
     lo, hi = k * p.per, (k + 1) * p.per
     out = ["\t.text\n"]
     out += [function(p, i) for i in range(lo, hi)]
-    out.append("\t.section .rodata\n\t.p2align 3\n")
-    out += [f".Lk{i}:\n\t.quad {int(p.K[i])}\n.Lp{i}:\n\t.quad f{int(p.callees[i, -1])}\n"
-            for i in range(lo, hi)]
-    out.append(f"\t.data\n\t.globl t{k}\n\t.p2align 3\nt{k}:\n")
-    row = "".join(f"\t.quad f{i}\n" for i in range(lo, hi))
+    for i in range(lo, hi):
+        n = p.name(i)
+        lk, lp = (f"{n}.k", f"{n}.p") if sh.locals else (f".Lk{i}", f".Lp{i}")
+        sec = (f'\t.section .rodata.{n},"a"\n' if sh.function_sections
+               else ("\t.section .rodata\n" if i == lo else ""))
+        out.append(f"{sec}\t.p2align 3\n{lk}:\n\t.quad {int(p.K[i])}\n"
+                   f"{lp}:\n\t.quad {p.name(int(p.callees[i, -1]))}\n")
+    if sh.strings:
+        out.append('\t.section .rodata.str1.1,"aMS",@progbits,1\n')
+        out += [f".Ls{i}:\n\t.asciz {asm_string(p.strings[i])}\n" for i in range(lo, hi)]
+    dsec = f'\t.section .data.t{k},"aw"\n' if sh.function_sections else "\t.data\n"
+    out.append(f"{dsec}\t.globl t{k}\n\t.p2align 3\nt{k}:\n")
+    row = "".join(f"\t.quad {p.name(i)}\n" for i in range(lo, hi))
     out.append(row * p.table_reps)
     out.append(f"\t.size t{k}, .-t{k}\n")
-    out.append(f"\t.bss\n\t.globl b{k}\n\t.p2align 3\nb{k}:\n\t.zero {8 * BSS_SLOTS}\n"
+    bsec = f'\t.section .bss.b{k},"aw",@nobits\n' if sh.function_sections else "\t.bss\n"
+    out.append(f"{bsec}\t.globl b{k}\n\t.p2align 3\nb{k}:\n\t.zero {8 * BSS_SLOTS}\n"
                f"\t.size b{k}, .-b{k}\n")
     return "".join(out)
 
