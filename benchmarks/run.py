@@ -1,7 +1,17 @@
 """run: the benchmark, minild against ld.bfd, gold, lld and mold, in one command.
 
-    python benchmarks/run.py --size small|medium|large [--runs 5] [--pairs 5]
+    python benchmarks/run.py --size small|medium|large [--shape NAME] [--runs 5] [--pairs 5]
     python benchmarks/run.py --size large --compact-only --profile   # minild alone
+    python benchmarks/run.py --sweep [--shapes a,b] [--sizes small,medium]   # every shape
+    python benchmarks/run.py --objects DIR --entry SYM [--run]   # your own .o files
+
+--sweep builds every shape of program.SHAPES at every size and prints one table:
+each linker's median, the paired ratios minild/lld and minild/ld.bfd, peak RSS
+against lld's, the cost per relocation and per symbol, and how that cost grows
+between sizes (benchmarks/out/sweep.json). --objects imports a directory of
+x86-64 ELF .o files once and links them with minild and the system linkers
+(`-static -nostdlib -e SYM`), side by side; with --run every output is run and
+must print and exit as ld.bfd's does.
 
 Steps: generate the synthetic program (gen.py) as GNU assembly; assemble it with
 2 workers; link the .o files with every system linker (`-static -nostdlib -e
@@ -40,7 +50,7 @@ sys.path.insert(0, str(HERE))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from program import SIZES  # noqa: E402
+from program import SHAPES, SIZES  # noqa: E402
 
 console = Console(highlight=False, width=max(100, shutil.get_terminal_size().columns))
 JOBS = 2  # the machine's cores
@@ -164,7 +174,7 @@ def parallel(cmds: list[list[str]], jobs: int = JOBS) -> dict:
 
 # --- steps -------------------------------------------------------------------
 
-def generate(size: str, work: Path, seed: int, compact: bool) -> dict:
+def generate(size: str, work: Path, seed: int, compact: bool, shape: str = "base") -> dict:
     funcs, objects = SIZES[size]
     t0 = time.perf_counter()
     if compact:
@@ -172,16 +182,39 @@ def generate(size: str, work: Path, seed: int, compact: bool) -> dict:
     else:
         import gen as g
     from program import build
-    m = g.write(build(funcs, objects, seed), str(work), seed)
+    m = g.write(build(funcs, objects, seed, shape=None if compact else SHAPES[shape]),
+                str(work), seed)
     m["gen_s"] = time.perf_counter() - t0
     return m
 
 
-def assemble(work: Path, sources: list[str]) -> tuple[list[Path], dict]:
+def assemble(work: Path, sources: list[str], dwarf: bool = False) -> tuple[list[Path], dict]:
     as_ = shutil.which("x86_64-linux-gnu-as") or "as"
     objs = [work / (Path(s).stem + ".o") for s in sources]
-    t = parallel([[as_, "-o", str(o), str(work / s)] for s, o in zip(sources, objs)])
+    g = ["-g"] if dwarf else []
+    t = parallel([[as_, *g, "-o", str(o), str(work / s)] for s, o in zip(sources, objs)])
     return objs, t
+
+
+def elf_counts(elfs: list[Path]) -> dict:
+    """elf_counts reads the inputs' section headers: relocations (RELA entries),
+    symbols (symtab entries, locals included) and input sections, the units the
+    cost is given per."""
+    from elftools.elf.elffile import ELFFile
+    rel = sym = sec = 0
+    for path in elfs:
+        with open(path, "rb") as f:
+            e = ELFFile(f)
+            for i in range(e.num_sections()):
+                h = e._get_section_header(i)
+                t = h["sh_type"]
+                if t in ("SHT_RELA", "SHT_REL"):
+                    rel += h["sh_size"] // h["sh_entsize"]
+                elif t == "SHT_SYMTAB":
+                    sym += h["sh_size"] // h["sh_entsize"] - 1
+                elif t in ("SHT_PROGBITS", "SHT_NOBITS") and h["sh_flags"] & 2:  # SHF_ALLOC
+                    sec += 1
+    return {"relocations": rel, "symbols": sym, "sections": sec}
 
 
 def import_all(objs: list[Path]) -> tuple[list[Path], dict]:
@@ -316,11 +349,13 @@ def mib(x: float) -> str:
 
 def report(res: dict) -> None:
     inp = res["inputs"]
-    console.print(f"[bold]{res['size']}[/]: {inp['funcs']:,} functions, {inp['objects']} objects, "
-                  f"{inp['relocations']:,} relocations, "
+    console.print(f"[bold]{res['size']} {res.get('shape', '')}[/]: "
+                  + (f"{inp['funcs']:,} functions, " if "funcs" in inp else "")
+                  + f"{inp['objects']} objects, {inp.get('relocations', 0):,} relocations, "
+                  + (f"{inp['symbols']:,} symbols, " if "symbols" in inp else "")
                   + (f".o {mib(inp['o_bytes'])} MiB, " if "o_bytes" in inp else "")
-                  + f"compact {mib(inp['obj_bytes'])} MiB, output {mib(res['output_bytes'])} MiB; "
-                  f"every output printed {inp['stdout'].strip()}")
+                  + f"compact {mib(inp['obj_bytes'])} MiB, output {mib(res['output_bytes'])} MiB"
+                  + (f"; every output printed {inp['stdout'].strip()}" if "stdout" in inp else ""))
     if "linkers" in res:
         t = Table(title=f"links, {res['size']} (medians, n={res['runs']}, after a warm-up)")
         for c in ("linker", "wall ms", "cpu ms", "peak MiB", "wall min-max ms"):
@@ -360,20 +395,250 @@ def report(res: dict) -> None:
             + (f" ({v['files']} files)" if "files" in v else "") for k, v in steps.items()))
 
 
+def prepare(a, size: str, shape: str) -> tuple[dict, list[Path], list[Path], Path, dict]:
+    """prepare makes (or, with --reuse, finds) one program's inputs: the
+    generator's sources assembled into .o files and imported once. Returns the
+    manifest, the .o files, the minild objects, the outputs' directory and the
+    timed steps."""
+    tag = (size + ("" if shape == "base" else f"-{shape}")
+           + ("-compact" if a.compact_only else ""))
+    work = a.work or Path("/tmp/minild-bench") / tag
+    outs = a.outputs or (Path("/dev/shm") / f"minild-bench-{tag}" if Path("/dev/shm").is_dir()
+                         else work / "out")
+    manifest = work / "manifest.json"
+    steps: dict = {}
+    reuse = a.reuse and manifest.exists() and json.loads(manifest.read_text())["seed"] == a.seed
+    if not reuse:
+        if work.exists():
+            shutil.rmtree(work)
+        work.mkdir(parents=True)
+    outs.mkdir(parents=True, exist_ok=True)
+    if reuse:
+        console.print(f"reusing the inputs in {work}")
+        m = json.loads(manifest.read_text())
+        srcs = m["inputs"] if a.compact_only else m["sources"]
+        objs = [work / (Path(n).stem + ".obj") for n in srcs]
+        elfs = [work / (Path(n).stem + ".o") for n in srcs]
+    else:
+        console.print(f"generating {tag} in {work} ...")
+        m = generate(size, work, a.seed, a.compact_only, shape)
+        steps["generate"] = {"wall": m["gen_s"], "cpu": m["gen_s"]}
+        if a.compact_only:
+            objs, elfs = [work / n for n in m["inputs"]], []
+        else:
+            console.print("assembling ...")
+            elfs, steps["assemble"] = assemble(work, m["sources"], m.get("dwarf", False))
+            m.update(elf_counts(elfs))
+            console.print("importing with minild import --compact ...")
+            objs, steps["import"] = import_all(elfs)
+        manifest.write_text(json.dumps(m, indent=1))
+    if not a.compact_only:
+        m["o_bytes"] = sum(o.stat().st_size for o in elfs)
+    m["obj_bytes"] = sum(o.stat().st_size for o in objs)
+    m["size"], m["shape_name"] = size, shape
+    return m, elfs, objs, outs, steps
+
+
+def prepare_user(a) -> tuple[dict, list[Path], list[Path], Path, dict]:
+    """prepare_user takes the user's directory of .o files (--objects): counts
+    them and imports them once into the work directory."""
+    src = a.objects.resolve()
+    elfs = sorted(p for p in src.glob("*.o") if p.is_file())
+    if not elfs:
+        sys.exit(f"run.py: no .o files in {src}")
+    work = a.work or Path("/tmp/minild-bench") / f"user-{src.name}"
+    outs = a.outputs or (Path("/dev/shm") / f"minild-bench-user-{src.name}"
+                         if Path("/dev/shm").is_dir() else work / "out")
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    outs.mkdir(parents=True, exist_ok=True)
+    m = {"shape_name": f"{src}", "size": "user", "objects": len(elfs), **elf_counts(elfs),
+         "o_bytes": sum(o.stat().st_size for o in elfs)}
+    console.print(f"importing {len(elfs)} objects from {src} into {work} ...")
+    steps: dict = {}
+    half = [elfs[k::JOBS] for k in range(JOBS) if elfs[k::JOBS]]
+    steps["import"] = parallel([minild_cmd() + ["import", "--compact", *map(str, h), "-o",
+                                                str(work)] for h in half])
+    objs = [work / (o.stem + ".obj") for o in elfs]
+    if len(set(objs)) != len(objs):
+        sys.exit("run.py: two .o files share a stem; give the objects distinct names")
+    m["obj_bytes"] = sum(o.stat().st_size for o in objs)
+    return m, elfs, objs, outs, steps
+
+
+def run_output(path: Path) -> tuple[bytes, int]:
+    p = subprocess.run([str(path)], capture_output=True, timeout=120)
+    return p.stdout, p.returncode
+
+
+def measure_program(a, m: dict, elfs: list[Path], objs: list[Path], outs: Path, minild: list[str],
+                    entry: str = "_start", variants: bool = True) -> dict:
+    """measure_program links one program with every linker, checks every
+    output, and times them: round-robin medians, paired ratios against lld and
+    ld.bfd, minild's variants (byte-identical) and minild's phases."""
+    res: dict = {"inputs": m, "runs": a.runs, "pairs": a.pairs, "minild": minild[0]}
+    flags = ["-static", "-nostdlib", "-e", entry]
+    cmds: dict[str, tuple[list[str], Path]] = {}
+    if elfs:
+        for name, pre in SYSTEM_LINKERS.items():
+            o = outs / f"out.{name}"
+            cmds[name] = ([*pre, *flags, "-o", str(o), *map(str, elfs)], o)
+    mo = outs / "out.minild"
+    minild_link = [*minild, "link", *map(str, objs), *(["-e", entry] if entry != "_start" else [])]
+    cmds["minild"] = ([*minild_link, "-o", str(mo)], mo)
+
+    console.print("linking once with each linker and checking every output ...")
+    for name, (cmd, o) in cmds.items():
+        measure(cmd, o)
+        if "stdout" in m:
+            check_output(o, m)
+    readelf_clean(mo)
+    if getattr(a, "run", False):
+        want = run_output(cmds["ld.bfd"][1])
+        for name, (_, o) in cmds.items():
+            if run_output(o) != want:
+                raise SystemExit(f"run.py: {name}'s output ran differently from ld.bfd's")
+        res["ran"] = {"stdout_bytes": len(want[0]), "status": want[1]}
+    res["output_bytes"] = mo.stat().st_size
+
+    console.print(f"timing ({a.runs} rounds) ...")
+    res["linkers"] = round_robin(cmds, a.runs)
+    if elfs:
+        console.print(f"paired runs ({a.pairs} pairs each) ...")
+        res["paired"] = {"minild / ld.lld": paired(cmds["minild"], cmds["ld.lld"], a.pairs),
+                         "minild / ld.bfd": paired(cmds["minild"], cmds["ld.bfd"], a.pairs)}
+    if variants:
+        console.print("minild -j1 / -j2 / --no-mmap ...")
+        vs = {}
+        for name, fl in (("-j1", ["-j1"]), ("-j2", ["-j2"]), ("-j1 --no-mmap", ["-j1", "--no-mmap"])):
+            o = outs / f"out.minild{fl[0]}{len(fl)}"
+            vs[name] = ([*minild_link, *fl, "-o", str(o)], o)
+        res["variants"] = round_robin(vs, a.runs)
+        files = [o for _, o in vs.values()]
+    else:
+        # The sweep checks determinism once per program, untimed.
+        files = []
+        for fl in (["-j1"], ["-j2", "--no-mmap"]):
+            o = outs / f"out.minild{fl[0]}"
+            measure([*minild_link, *fl, "-o", str(o)], o)
+            files.append(o)
+    files.append(mo)
+    res["variants_identical"] = all(filecmp.cmp(files[0], f, shallow=False) for f in files[1:])
+    if not res["variants_identical"]:
+        raise SystemExit("run.py: minild outputs differ between -j1, -j2, --no-mmap")
+    if "stdout" in m:
+        for f in files:
+            check_output(f, m)
+
+    console.print("minild link --bench ...")
+    res["phases"] = bench_phases([*minild_link, "-o", str(mo)], a.runs)
+    if a.profile:
+        res["profile"] = profile(objs, outs / "out.profile")
+        print(res["profile"], flush=True)  # plain: a narrow console would wrap its columns
+    for group in ("linkers", "variants"):
+        for v in res.get(group, {}).values():
+            del v["samples"]
+    return res
+
+
+def sweep_row(res: dict) -> dict:
+    """sweep_row is one program's line in the sweep table."""
+    m, L = res["inputs"], res["linkers"]
+    t = L["minild"]["wall"]
+    row = {"shape": m["shape_name"], "size": m["size"], "relocations": m.get("relocations"),
+           "symbols": m.get("symbols"), "sections": m.get("sections"),
+           "objects": m.get("objects"), "minild_ms": t * 1e3,
+           "ns_per_reloc": t / m["relocations"] * 1e9 if m.get("relocations") else None,
+           "ns_per_symbol": t / m["symbols"] * 1e9 if m.get("symbols") else None,
+           "peak_mib": L["minild"]["peak"] / 2**20}
+    # link() alone (--bench's total, no interpreter start-up): the part that
+    # must grow linearly with the input.
+    total = next((r["wall_ms"] for r in res["phases"] if r["phase"] == "total"), None)
+    row["link_ms"] = total
+    if total and m.get("relocations"):
+        row["link_ns_per_reloc"] = total / m["relocations"] * 1e6
+        row["link_ns_per_symbol"] = total / m["symbols"] * 1e6
+    for k in ("ld.lld", "ld.bfd", "ld.gold", "mold"):
+        if k in L:
+            row[f"{k}_ms"] = L[k]["wall"] * 1e3
+    if "ld.lld" in L:
+        row["peak_vs_lld"] = L["minild"]["peak"] / L["ld.lld"]["peak"]
+    for k, v in res.get("paired", {}).items():
+        row[k] = v["wall"]
+        row[k + " range"] = (v["wall_min"], v["wall_max"])
+    top = [r for r in res["phases"] if r.get("depth", 0) <= 1 and r["phase"] not in ("total",)]
+    row["phases"] = {r["phase"]: r["wall_ms"] for r in res["phases"]}
+    row["slowest_phase"] = max(top, key=lambda r: r["wall_ms"])["phase"] if top else ""
+    return row
+
+
+SWEEP_COLUMNS = ("shape", "size", "relocs", "symbols", "minild ms", "lld ms", "bfd ms",
+                 "÷ lld", "÷ bfd", "peak ÷ lld", "link() ms", "ns/reloc", "ns/sym",
+                 "× vs smaller", "slowest phase")
+
+
+def sweep_cells(rows: list[dict]) -> list[list[str]]:
+    """sweep_cells are the sweep table's cells. ns/reloc and ns/sym are link()'s
+    own time (no interpreter start-up) per input relocation and symbol; "× vs
+    smaller" is the ns/reloc ratio to the same shape's next smaller size (1.0 is
+    linear growth)."""
+    out, prev = [], {}
+    for r in rows:
+        grow = ""
+        p = prev.get(r["shape"])
+        if p and p.get("link_ns_per_reloc") and r.get("link_ns_per_reloc"):
+            grow = f"{r['link_ns_per_reloc'] / p['link_ns_per_reloc']:.2f}"
+        prev[r["shape"]] = r
+        f = lambda k, fmt="{:.2f}": fmt.format(r[k]) if r.get(k) is not None else "-"  # noqa: E731
+        out.append([r["shape"], r["size"], f("relocations", "{:,}"), f("symbols", "{:,}"),
+                    f("minild_ms", "{:,.0f}"), f("ld.lld_ms", "{:,.0f}"), f("ld.bfd_ms", "{:,.0f}"),
+                    f("minild / ld.lld"), f("minild / ld.bfd"), f("peak_vs_lld"),
+                    f("link_ms", "{:,.0f}"), f("link_ns_per_reloc", "{:,.0f}"),
+                    f("link_ns_per_symbol", "{:,.0f}"), grow, r["slowest_phase"]])
+    return out
+
+
+def report_sweep(rows: list[dict]) -> None:
+    """report_sweep prints the sweep table, and the same as Markdown (for
+    docs/performance.md)."""
+    t = Table(title="sweep: every shape (medians; ratios are paired, minild / other)")
+    for c in SWEEP_COLUMNS:
+        t.add_column(c, justify="left" if c in ("shape", "size", "slowest phase") else "right")
+    cells = sweep_cells(rows)
+    for c in cells:
+        t.add_row(*c)
+    Console(highlight=False, width=200).print(t)
+    print("| " + " | ".join(SWEEP_COLUMNS) + " |")
+    print("|" + "---|" * len(SWEEP_COLUMNS))
+    for c in cells:
+        print("| " + " | ".join(c) + " |")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size", choices=SIZES, default="small")
+    ap.add_argument("--shape", choices=SHAPES, default="base",
+                    help="how the program is spelled (program.SHAPES)")
+    ap.add_argument("--sweep", action="store_true",
+                    help="every shape in --shapes at every size in --sizes, one table")
+    ap.add_argument("--shapes", default=",".join(SHAPES), help="for --sweep (comma-separated)")
+    ap.add_argument("--sizes", default="small,medium,large", help="for --sweep (comma-separated)")
+    ap.add_argument("--objects", type=Path, help="time your own directory of x86-64 .o files")
+    ap.add_argument("--entry", default="_start", help="the entry symbol (with --objects)")
+    ap.add_argument("--run", action="store_true",
+                    help="with --objects: run every output; each must behave as ld.bfd's")
     ap.add_argument("--runs", type=int, default=5, help="timed runs per linker (>= 5)")
     ap.add_argument("--pairs", type=int, default=5, help="alternating pairs per ratio (>= 5)")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--work", type=Path, help="inputs (default /tmp/minild-bench/SIZE)")
+    ap.add_argument("--work", type=Path, help="inputs (default /tmp/minild-bench/SIZE[-SHAPE])")
     ap.add_argument("--outputs", type=Path,
-                    help="linked outputs (default /dev/shm/minild-bench-SIZE, as the anchors)")
+                    help="linked outputs (default /dev/shm/minild-bench-..., as the anchors)")
     ap.add_argument("--compact-only", action="store_true",
                     help="minild alone on gen_compact's objects: no as, no other linkers")
     ap.add_argument("--profile", action="store_true",
                     help="also link in-process under cProfile and print the top 15")
-    ap.add_argument("--json", type=Path, help="result file (default benchmarks/out/SIZE.json)")
+    ap.add_argument("--json", type=Path, help="result file (default benchmarks/out/TAG.json)")
     ap.add_argument("--reuse", action="store_true",
                     help="keep the inputs of an earlier run with the same size and seed "
                          "(skips generating, assembling and importing; not timed then)")
@@ -385,105 +650,57 @@ def main(argv=None) -> None:
     a = ap.parse_args(argv)
     if a.runs < 1 or a.pairs < 1:
         ap.error("--runs and --pairs must be >= 1 (5 or more for the report)")
-
-    tag = a.size + ("-compact" if a.compact_only else "")
-    work = a.work or Path("/tmp/minild-bench") / tag
-    outs = a.outputs or (Path("/dev/shm") / f"minild-bench-{tag}" if Path("/dev/shm").is_dir()
-                         else work / "out")
-    manifest = work / "manifest.json"
-    reuse = a.reuse and manifest.exists() and json.loads(manifest.read_text())["seed"] == a.seed
-    if not reuse:
-        if work.exists():
-            shutil.rmtree(work)
-        work.mkdir(parents=True)
-    outs.mkdir(parents=True, exist_ok=True)
+    if a.sweep and (a.objects or a.compact_only or a.work):
+        ap.error("--sweep builds its own programs: no --objects, --compact-only or --work")
     require("readelf", TIME)
     if not a.compact_only:
         require("x86_64-linux-gnu-as", *[c[0] for c in SYSTEM_LINKERS.values()])
-
-    res: dict = {"size": a.size, "compact_only": a.compact_only, "runs": a.runs,
-                 "pairs": a.pairs, "time": time.strftime("%Y-%m-%d %H:%M:%S"),
-                 "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                             "kernel": platform.release(), "loadavg": os.getloadavg()},
-                 "steps": {}}
-    if reuse:
-        console.print(f"reusing the inputs in {work}")
-        m = json.loads(manifest.read_text())
-        srcs = m["inputs"] if a.compact_only else m["sources"]
-        objs = [work / (Path(n).stem + ".obj") for n in srcs]
-        elfs = [work / (Path(n).stem + ".o") for n in srcs]
-        if not a.compact_only:
-            m["o_bytes"] = sum(o.stat().st_size for o in elfs)
-    else:
-        console.print(f"generating {a.size} in {work} ...")
-        m = generate(a.size, work, a.seed, a.compact_only)
-        res["steps"]["generate"] = {"wall": m["gen_s"], "cpu": m["gen_s"]}
-        if a.compact_only:
-            objs = [work / n for n in m["inputs"]]
-        else:
-            console.print("assembling ...")
-            elfs, res["steps"]["assemble"] = assemble(work, m["sources"])
-            m["o_bytes"] = sum(o.stat().st_size for o in elfs)
-            console.print("importing with minild import --compact ...")
-            objs, res["steps"]["import"] = import_all(elfs)
-        manifest.write_text(json.dumps(m, indent=1))
-    m["obj_bytes"] = sum(o.stat().st_size for o in objs)
-    res["inputs"] = m
-
-    cmds: dict[str, tuple[list[str], Path]] = {}
-    if not a.compact_only:
-        for name, pre in SYSTEM_LINKERS.items():
-            o = outs / f"out.{name}"
-            cmds[name] = ([*pre, *LINK_FLAGS, "-o", str(o), *map(str, elfs)], o)
-    mo = outs / "out.minild"
     if a.installed_here:
         compile_minild()
         minild = minild_cmd()
     else:
         console.print(f"installing this checkout into {a.venv} ...")
         minild = install_minild(a.venv)
-    res["minild"] = minild[0]
-    minild_link = [*minild, "link", *map(str, objs)]
-    cmds["minild"] = ([*minild_link, "-o", str(mo)], mo)
+    meta = {"time": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                        "kernel": platform.release(), "loadavg": os.getloadavg()}}
 
-    console.print("linking once with each linker and running every output ...")
-    for name, (cmd, o) in cmds.items():
-        measure(cmd, o)
-        check_output(o, m)
-    readelf_clean(mo)
-    res["output_bytes"] = mo.stat().st_size
+    if a.sweep:
+        shapes = [x for x in a.shapes.split(",") if x]
+        sizes = [x for x in a.sizes.split(",") if x]
+        bad = [x for x in shapes if x not in SHAPES] + [x for x in sizes if x not in SIZES]
+        if bad:
+            ap.error(f"unknown shape or size: {', '.join(bad)}")
+        rows, path = [], a.json or HERE / "out" / "sweep.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for shape in shapes:
+            for size in sizes:
+                m, elfs, objs, outs, steps = prepare(a, size, shape)
+                res = measure_program(a, m, elfs, objs, outs, minild, variants=False)
+                rows.append(sweep_row(res))
+                console.print(f"{shape} {size}: minild / lld "
+                              f"{rows[-1].get('minild / ld.lld', 0):.2f}, / bfd "
+                              f"{rows[-1].get('minild / ld.bfd', 0):.2f}")
+                # written as it goes: a sweep takes a while, and a partial one is data
+                path.write_text(json.dumps({**meta, "runs": a.runs, "pairs": a.pairs,
+                                            "rows": rows}, indent=1))
+        report_sweep(rows)
+        console.print(f"wrote {path}")
+        return
 
-    console.print(f"timing ({a.runs} rounds) ...")
-    res["linkers"] = round_robin(cmds, a.runs)
-    if not a.compact_only:
-        console.print(f"paired runs ({a.pairs} pairs each) ...")
-        res["paired"] = {"minild / ld.lld": paired(cmds["minild"], cmds["ld.lld"], a.pairs),
-                         "minild / ld.bfd": paired(cmds["minild"], cmds["ld.bfd"], a.pairs)}
-
-    console.print("minild -j1 / -j2 / --no-mmap ...")
-    variants = {}
-    for name, flags in (("-j1", ["-j1"]), ("-j2", ["-j2"]), ("-j1 --no-mmap", ["-j1", "--no-mmap"])):
-        o = outs / f"out.minild{flags[0]}{len(flags)}"
-        variants[name] = ([*minild_link, *flags, "-o", str(o)], o)
-    res["variants"] = round_robin(variants, a.runs)
-    files = [o for _, o in variants.values()]
-    res["variants_identical"] = all(filecmp.cmp(files[0], f, shallow=False) for f in files[1:])
-    if not res["variants_identical"]:
-        raise SystemExit(f"run.py: minild outputs differ between {list(variants)}")
-    for f in files:
-        check_output(f, m)
-
-    console.print("minild link --bench ...")
-    res["phases"] = bench_phases([*minild_link, "-o", str(mo)], a.runs)
-    if a.profile:
-        res["profile"] = profile(objs, outs / "out.profile")
-        print(res["profile"], flush=True)  # plain: a narrow console would wrap its columns
-
-    for s in res.get("linkers", {}).values():
-        del s["samples"]
-    for s in res.get("variants", {}).values():
-        del s["samples"]
+    if a.objects:
+        m, elfs, objs, outs, steps = prepare_user(a)
+        tag = f"user-{a.objects.resolve().name}"
+    else:
+        m, elfs, objs, outs, steps = prepare(a, a.size, a.shape)
+        tag = (a.size + ("" if a.shape == "base" else f"-{a.shape}")
+               + ("-compact" if a.compact_only else ""))
+    res = {"size": m["size"], "shape": m["shape_name"], "compact_only": a.compact_only,
+           **meta, "steps": steps,
+           **measure_program(a, m, elfs, objs, outs, minild, entry=a.entry)}
     report(res)
+    if elfs:
+        report_sweep([sweep_row(res)])
     path = a.json or HERE / "out" / f"{tag}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(res, indent=1))
