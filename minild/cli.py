@@ -128,6 +128,10 @@ def load(module: str, *names: str):
     MemoryError, or an ImportError or other error from numpy's import
     machinery; that is "out of memory" (exit 1), not a traceback."""
     import importlib
+    room = heap.address_room()
+    if not loads_in_a_child(module, room):
+        out_of_memory(f" (while loading the linker, under a virtual memory limit: "
+                      f"{room >> 20} MiB of address space left)")
     try:
         m = importlib.import_module(f"minild.{module}")
     except MemoryError:
@@ -140,6 +144,41 @@ def load(module: str, *names: str):
                           f"{type(e).__name__}{': ' + why[0] if why else ''})")
         raise
     return [getattr(m, n) for n in names]
+
+
+# Under this much address space left (RLIMIT_AS, RLIMIT_DATA), the linker is
+# loaded in a forked child first (loads_in_a_child). Loading it maps about 82
+# MiB here (numpy, its OpenBLAS and OpenBLAS's 32 MiB buffer): a sixth of this.
+PROBE_BELOW = 512 << 20
+
+
+def loads_in_a_child(module: str, room: int | None) -> bool:
+    """loads_in_a_child imports minild.MODULE (numpy with it) in a forked
+    child when little address space is left, and says whether the child
+    lived. numpy's OpenBLAS maps a 32 MiB buffer as the library loads; when
+    that fails it prints its own message and exits the process (exit(1) from
+    C, at 70-100 MiB of `ulimit -v` here), where no handler of ours runs. The
+    child has this process's mappings, so it fails where this one would, and
+    this one can say "out of memory" instead. Python errors in the child are
+    left for this process to meet and report (load). Without a limit, or
+    with room to spare, nothing is forked (True)."""
+    if room is None or room >= PROBE_BELOW or "numpy" in sys.modules:
+        return True
+    import importlib
+    try:
+        pid = os.fork()
+    except OSError as e:
+        return e.errno != 12   # ENOMEM: out of memory; anything else: load as usual
+    if pid == 0:
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)
+            os.dup2(null, 2)   # OpenBLAS's words are not ours to print
+            importlib.import_module(f"minild.{module}")
+        except BaseException:
+            pass
+        os._exit(0)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -47,10 +47,10 @@ def pad_for(input_bytes: int) -> int:
     return min(max(PAD_PER_INPUT_BYTE * input_bytes, PAD_MIN), PAD_MAX)
 
 
-def headroom() -> int | None:
-    """headroom is how many more bytes this process may map or allocate
-    under the tightest of RLIMIT_AS, RLIMIT_DATA and its cgroup's memory
-    limit (v2 memory.max or v1 memory.limit_in_bytes); None without a limit."""
+def address_room() -> int | None:
+    """address_room is how many more bytes this process may map under
+    RLIMIT_AS and RLIMIT_DATA (`ulimit -v`, `ulimit -d`), the limits a
+    mapping fails against (mmap says ENOMEM); None without either."""
     left = []
     try:
         import resource
@@ -61,6 +61,15 @@ def headroom() -> int | None:
                 left.append(soft - status.get(key, 0))
     except (ImportError, OSError, ValueError):
         pass
+    return max(0, min(left)) if left else None
+
+
+def headroom() -> int | None:
+    """headroom is how many more bytes this process may map or allocate
+    under the tightest of RLIMIT_AS, RLIMIT_DATA and its cgroup's memory
+    limit (v2 memory.max or v1 memory.limit_in_bytes); None without a limit."""
+    room = address_room()
+    left = [] if room is None else [room]
     for limit, usage in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
                          ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
                           "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
