@@ -568,30 +568,98 @@ def test_more_than_65280_sections(tmp_path):
 
 # --- performance -----------------------------------------------------------------
 
+# The checksum bench_source's program prints: every step folds a value v into
+# %rbx as acc * BENCH_K + v (mod 2**64). BENCH_K is odd and fits imul's immediate.
+BENCH_K = 1000003
+
+
+def bench_word(k: int, m: int) -> int:
+    """bench_word: word m of object k's data d{k} (distinct for every k, m)."""
+    return (k * 128 + m + 1) * 2654435761 % 2**32
+
+
 def bench_source(k: int, nobj: int, nfunc: int) -> str:
-    """bench_source: one object of nfunc functions, 8 relocations each (calls
+    """bench_source: one object of nfunc functions, 6 relocations each (calls
     across objects and within, rip-relative data, absolute 32-bit addresses, a
-    table of function pointers)."""
+    table of function pointers), and code that runs every one of them.
+
+    Object k has leaves f{k}_{i}, their table tab{k}, 128 words d{k}, 50 merge
+    strings, and run{k}: for each i a block that calls f{k+1}_{7i} (another
+    object) and f{k}_{i+1} (this one), reads d{k}'s word 2(i%64) through a
+    rip-relative address, reads string s{k}_{i%50} through an absolute 32-bit
+    one, and calls tab{k}[i] (a rip-relative load of an absolute 64-bit
+    pointer). _start (object 0) calls run0 .. run{nobj-1} and prints %rbx as 16
+    hex digits: bench_checksum. A leaf adds 1 four times (incq, 48 ff c3), then
+    folds its number k*nfunc+i+1, so a relocation a few bytes off changes the
+    checksum or faults: a call or pointer 3n bytes late skips increments, 3n+1
+    late runs `inc %ebx` (which clears the upper half), 3n+2 late lands on c3
+    (ret) and folds nothing; 1 to 8 early is int3 padding (SIGTRAP); further
+    off is another leaf's number or another instruction stream. A data
+    word 4 bytes off is its neighbour, a string read (8 bytes from its third)
+    1 to 8 bytes off reads other bytes, and a table load 4 bytes off makes a
+    pointer from two halves of two entries, which is not canonical (SIGSEGV).
+    """
     out = [".text"]
     if k == 0:
-        out += [".globl _start", "_start: movl $60, %eax", "xorl %edi, %edi", "syscall"]
+        out += [".globl _start", "_start: xorl %ebx, %ebx"]
+        out += [f"call run{j}" for j in range(nobj)]
+        out += ["subq $24, %rsp", "movl $16, %ecx",         # %rbx in hex, then a newline
+                "1: movl %ebx, %eax", "andl $15, %eax", "cmpl $10, %eax", "jb 2f",
+                "addl $39, %eax", "2: addl $48, %eax", "movb %al, -1(%rsp,%rcx)",
+                "shrq $4, %rbx", "decl %ecx", "jnz 1b", "movb $10, 16(%rsp)",
+                "movl $1, %eax", "movl $1, %edi", "movq %rsp, %rsi", "movl $17, %edx", "syscall",
+                "movl $60, %eax", "xorl %edi, %edi", "syscall"]
+    out += [f".globl run{k}", f".type run{k}, @function", f"run{k}:"]
+    for i in range(nfunc):
+        out += [f"call f{(k + 1) % nobj}_{(i * 7) % nfunc}", f"call f{k}_{(i + 1) % nfunc}",
+                f"leaq d{k}+{8 * (i % 64)}(%rip), %rax", "movl (%rax), %eax",
+                f"imulq ${BENCH_K}, %rbx, %rbx", "addq %rax, %rbx",
+                f"movl $s{k}_{i % 50}, %edi", "movq 2(%rdi), %rax",
+                f"imulq ${BENCH_K}, %rbx, %rbx", "addq %rax, %rbx",
+                f"movq tab{k}+{8 * i}(%rip), %rcx", "call *%rcx"]
+    out += ["ret", f".size run{k}, . - run{k}"]
     for i in range(nfunc):
         f = f"f{k}_{i}"
-        out += [f".globl {f}", f".type {f}, @function", f"{f}:",
-                f"call f{(k + 1) % nobj}_{(i * 7) % nfunc}", f"call f{k}_{(i + 1) % nfunc}",
-                f"leaq d{k}+{8 * (i % 64)}(%rip), %rax", f"movl $s{k}_{i % 50}, %edi",
-                f"movq tab{k}+{8 * i}(%rip), %rcx", "call *%rcx",
-                f"leaq .Lx{i}(%rip), %rdx", f".Lx{i}: ret", f".size {f}, . - {f}"]
-    out += [".data", f"d{k}: .zero 512", ".section .rodata", ".balign 8", f"tab{k}:"]
+        out += [".fill 8, 1, 0xcc", f".globl {f}", f".type {f}, @function", f"{f}:",
+                "incq %rbx", "incq %rbx", "incq %rbx", "incq %rbx",
+                f"imulq ${BENCH_K}, %rbx, %rbx", f"addq ${k * nfunc + i + 1}, %rbx", "ret",
+                f".size {f}, . - {f}"]
+    out += [".data", ".balign 8", f"d{k}:"]
+    out += [f".long {bench_word(k, m)}" for m in range(128)]
+    out += [".section .rodata", ".balign 8", f"tab{k}:"]
     out += [f".quad f{k}_{i}" for i in range(nfunc)]
     out += ['.section .rodata.str1.1, "aMS", @progbits, 1']
-    out += [f's{k}_{j}: .asciz "string {j}"' for j in range(50)]
+    out += [f's{k}_{j}: .asciz "string {j:02d}"' for j in range(50)]
     out += ['.section .note.GNU-stack, "", @progbits']
     return "\n".join(out) + "\n"
 
 
+def bench_checksum(nobj: int, nfunc: int) -> int:
+    """bench_checksum: what bench_source's program prints, worked out here from
+    the generator's parameters (not from anything minild wrote)."""
+    mask = 2**64 - 1
+
+    def fold(acc: int, v: int) -> int:
+        return (acc * BENCH_K + v) & mask
+
+    def leaf(acc: int, k: int, i: int) -> int:
+        return fold(acc + 4, k * nfunc + i + 1)
+
+    acc = 0
+    for k in range(nobj):
+        for i in range(nfunc):
+            acc = leaf(acc, (k + 1) % nobj, i * 7 % nfunc)
+            acc = leaf(acc, k, (i + 1) % nfunc)
+            acc = fold(acc, bench_word(k, 2 * (i % 64)))
+            acc = fold(acc, int.from_bytes(b"ring %02d\0" % (i % 50), "little"))
+            acc = leaf(acc, k, i)
+    return acc
+
+
 def test_import_many_large_objects(tmp_path):
-    """Import many large objects in one run (6000 relocations each), link, run.
+    """Import many large objects in one run (6000 relocations each), link, and
+    run every relocated call, table entry and address: the program prints the
+    checksum bench_checksum works out (about 144k relocations checked).
 
     Not a timed test: the figures come from benchmarks/import_bench.py.
     """
@@ -602,7 +670,8 @@ def test_import_many_large_objects(tmp_path):
     assert nrel >= 6000
     out = tmp_path / "big"
     minild("link", *[tmp_path / "out" / f"o{k}.obj" for k in range(nobj)], "-o", out)
-    assert run_output("amd64", out).returncode == 0
+    r = run_output("amd64", out)
+    assert (r.stdout, r.returncode) == (b"%016x\n" % bench_checksum(nobj, nfunc), 0)
 
 
 def test_import_does_no_python_work_per_relocation(tmp_path):
