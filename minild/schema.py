@@ -253,68 +253,61 @@ def sniff(head: bytes, path: str) -> str | None:
 
 
 def every_problem(buf) -> list[str]:
-    """every_problem finds every schema problem in a readable object (msgspec
-    stops at the first): each top-level field, section, relocation, symbol
-    and type is checked on its own. [] when the document is not a readable
-    object's JSON (the first problem is all that is said then)."""
+    """every_problem finds every schema problem in an object, in either
+    encoding (msgspec stops at the first): each top-level field, section,
+    relocation, symbol, import, column and type is checked on its own, in the
+    order of the Structs' fields. [] when the document is not an object's
+    JSON with a known encoding (the first problem is all that is said then)."""
     try:
         raw = msgspec.json.decode(buf)
     except (msgspec.DecodeError, RecursionError):
         return []
-    if not isinstance(raw, dict) or raw.get("encoding") != "readable":
+    enc = raw.get("encoding") if isinstance(raw, dict) else None
+    top = {"readable": Readable, "compact": Compact}.get(enc) if isinstance(enc, str) else None
+    if top is None:
         return []
     found: list[str] = []
 
-    def check(value, typ, where: str) -> bool:
+    def check(value, typ, where: str) -> None:
         try:
             msgspec.convert(value, typ)
-            return True
         except msgspec.ValidationError as e:
             m = str(e)
             m = (m.replace(" - at `$", " - at `" + where, 1) if " - at `$" in m
                  else f"{m} - at `{where}`")
             found.append(msgspec_message(m))
-            return False
 
-    def struct(item, typ, where: str) -> None:
-        """struct checks each field of a Struct on its own."""
-        if not isinstance(item, dict):
-            check(item, typ, where)
-            return
+    def is_struct(typ) -> bool:
+        return isinstance(typ, type) and issubclass(typ, msgspec.Struct)
+
+    def field(value, typ, where: str) -> None:
+        """field checks one value: a Struct field by field, a list of Structs
+        item by item, anything else (numbers, words, base64 columns, tuples)
+        whole."""
+        item = getattr(typ, "__args__", (None,))[0]
+        if is_struct(typ) and isinstance(value, dict):
+            struct(value, typ, where)
+        elif getattr(typ, "__origin__", None) is list and is_struct(item) \
+                and isinstance(value, list):
+            for j, sub in enumerate(value):
+                field(sub, item, f"{where}[{j}]")
+        elif typ is not msgspec.Raw:   # a Raw (the names' JSON text) takes any JSON
+            check(value, typ, where)
+
+    def struct(item: dict, typ, where: str) -> None:
         fs = {f.encode_name: f for f in msgspec.structs.fields(typ)}
+        tag = typ.__struct_config__.tag_field
         for k in item:
-            if k not in fs:
+            if k not in fs and k != tag:
                 found.append(f"{where}: Object contains unknown field `{k}`")
         for name, f in fs.items():
             if name not in item:
                 if f.required:
                     found.append(f"{where}: Object missing required field `{name}`")
-            elif f.type in (Reloc, list[Reloc]) and isinstance(item[name], list):
-                for j, sub in enumerate(item[name]):
-                    struct(sub, Reloc, f"{where}.{name}[{j}]")
             else:
-                check(item[name], f.type, f"{where}.{name}")
+                field(item[name], f.type, f"{where}.{name}")
 
-    def each(key: str, typ) -> None:
-        v = raw.get(key)
-        if isinstance(v, list):
-            for i, item in enumerate(v):
-                struct(item, typ, f"$.{key}[{i}]")
-
-    fields = {"encoding", "version", "arch", "sections", "symbols", "types"}
-    for k in raw:
-        if k not in fields:
-            found.append(f"$: Object contains unknown field `{k}`")
-    for k in ("version", "arch", "sections"):
-        if k not in raw:
-            found.append(f"$: Object missing required field `{k}`")
-    for k, typ in (("version", int), ("arch", str), ("sections", list), ("symbols", list),
-                   ("types", list)):
-        if k in raw:
-            check(raw[k], typ, f"$.{k}")
-    each("sections", Section)
-    each("symbols", Symbol)
-    each("types", WType)
+    struct(raw, top, "$")
     return found
 
 

@@ -240,6 +240,53 @@ def test_schema_errors_every_problem(tmp_path):
         "weak; did you mean 'local'?"], e
 
 
+def compact_hello_doc() -> dict:
+    from minild import arch
+    from minild.encode import encode_compact
+    from minild.loader import read_object
+    o = read_object(str(HELLO))
+    return json.loads(encode_compact(o, arch.lookup(o.arch)))
+
+
+def test_compact_schema_errors_every_problem(tmp_path):
+    """The compact encoding's schema problems are all said too, each with its
+    JSON path, in the readable encoding's words and order (schema.every_problem),
+    for link and inspect."""
+    d = compact_hello_doc()
+    d["extra"] = 1
+    d["sections"][0]["kind"] = "txt"
+    d["sections"][1]["align"] = "16"
+    d["symbols"]["sise"] = 3
+    d["symbols"]["value"] = "A!A="
+    d["symbols"]["imports"] = [{"symbol": "x", "module": "k"}]
+    d["relocs"]["types"] = [7]
+    del d["relocs"]["addend"]
+    a = write(tmp_path, "c.obj", d)
+    want = [
+        "$: Object contains unknown field `extra`",
+        "$.sections[0].kind: Invalid enum value 'txt'; expected one of: text, rodata, data, "
+        "bss, dwarf; did you mean 'text'?",
+        "$.sections[1].align: Expected `int`, got `str`",
+        "$.symbols: Object contains unknown field `sise`",
+        "$.symbols.value: Invalid base64 encoded string",
+        "$.symbols.imports[0].symbol: Expected `int`, got `str`",
+        "$.relocs.types[0]: Expected `str`, got `int`",
+        "$.relocs: Object missing required field `addend`"]
+    for cmd in (["link", a, "-o", tmp_path / "o"], ["inspect", a]):
+        e = status(minild(*cmd, check=False), 1)
+        assert [x.split(f"{a}: invalid object: ")[1] for x in e.splitlines()] == want, e
+
+
+def test_compact_schema_errors_capped(tmp_path):
+    d = compact_hello_doc()
+    d["symbols"]["imports"] = [{"symbol": "x", "module": "k"}] * 30
+    e = status(minild("link", write(tmp_path, "c.obj", d), "-o", tmp_path / "o",
+                      check=False), 1)
+    assert len(re.findall(r"^error: .*invalid object: \$\.symbols\.imports\[\d+\]\.symbol", e,
+                          re.M)) == 20, e
+    assert e.splitlines()[-1] == "error: too many errors emitted: 10 more not shown", e
+
+
 def test_schema_errors_capped(tmp_path):
     d = hello_doc()
     d["symbols"] = [{"name": f"s{k}", "section": ".text", "value": "x"} for k in range(30)]
