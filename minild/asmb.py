@@ -182,6 +182,7 @@ def asmb(ctx, out, jobs: int, block_size: int = BLOCK_SIZE) -> None:
         return [(p, k[p.index]) for p in probs]
 
     results: dict[int, list] = {}
+    tally = ctx.bench.tally("blocks written", len(blocks))   # None unless shown
 
     def run(lo: int, hi: int) -> bool:
         """run writes blocks lo..hi-1; False if any had a relocation problem
@@ -190,6 +191,8 @@ def asmb(ctx, out, jobs: int, block_size: int = BLOCK_SIZE) -> None:
         for i in range(lo, hi):
             results[i] = write(i)
             ok = ok and not results[i]
+            if tally is not None:
+                tally.done(i)
         return ok
 
     if jobs <= 1 or len(blocks) < FORK_BLOCKS:

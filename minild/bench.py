@@ -56,6 +56,26 @@ def rss_peak() -> int:
 LISTENER = None
 
 
+class Tally:
+    """Tally counts the items of one phase done so far (objects read, blocks
+    written) for the progress display: one byte per item in an anonymous
+    shared mapping, set when the item is done. Forked workers (minild.workers)
+    inherit the mapping, so what they do counts too, and an item done twice
+    (a share redone by the parent) counts once. It costs one byte store per
+    object or block, and exists only while a display listens (Bench.tally)."""
+
+    def __init__(self, noun: str, n: int):
+        import mmap
+        self.noun, self.n = noun, n
+        self.flags = mmap.mmap(-1, max(n, 1))   # MAP_SHARED | MAP_ANONYMOUS
+
+    def done(self, i: int) -> None:
+        self.flags[i] = 1
+
+    def count(self) -> int:
+        return self.flags[:self.n].count(1)
+
+
 class Bench:
     """Bench times the phases of one link."""
 
@@ -85,6 +105,17 @@ class Bench:
                                  rss_now(), rss_peak(), faults() - f0, t0, self.depth))
             if self.listener is not None:
                 self.listener(name, False)
+
+    def tally(self, noun: str, n: int) -> Tally | None:
+        """tally is a count of the n items ("objects read", "blocks written")
+        of the phase at hand, shown by the listener; None when no listener
+        counts (piped, -q, the Python API): the callers then count nothing."""
+        counting = getattr(self.listener, "counting", None)
+        if counting is None:
+            return None
+        t = Tally(noun, n)
+        counting(t)
+        return t
 
     def ordered(self) -> list[Row]:
         """ordered returns the rows in the order the phases started."""

@@ -639,13 +639,16 @@ def import_cmd(elf_objects, output, compact, max_uncompressed, quiet):
     """Turn ELF relocatable objects (.o from GNU as, gcc or clang) into minild objects."""
     import_files, = run(load, "importer", "import_files")
     from . import progress
-    shown = None
+    shown = tally = None
+    n = len(elf_objects)
     if progress.wanted(quiet):
-        n = len(elf_objects)
+        from .bench import Tally
         shown = progress.Progress(f"importing {n} object{'s' if n != 1 else ''}")
         shown("import", True)
+        tally = Tally("objects converted", n)
+        shown.counting(tally)
     try:
-        run(import_files, list(elf_objects), output, compact, max_uncompressed)
+        run(import_files, list(elf_objects), output, compact, max_uncompressed, tally)
     finally:
         if shown is not None:
             shown.stop()

@@ -624,23 +624,29 @@ def write(obj: Object, out: str, compact: bool) -> None:
 
 
 def import_files(paths: list[str], output: str, compact: bool,
-                 max_uncompressed: int = MAX_UNCOMPRESSED) -> list[str]:
+                 max_uncompressed: int = MAX_UNCOMPRESSED, tally=None) -> list[str]:
     """import_files imports each ELF object: to the file output when there is
     one, else into the directory output as NAME.obj. Every file is tried, so
     one run reports the errors of all of them; returns the paths written.
     An `ar` archive (libgcc.a) becomes an archive of minild objects
-    (minild/archive.py): NAME.a in the directory output."""
+    (minild/archive.py): NAME.a in the directory output. tally (bench.Tally),
+    if given, counts each input converted (or refused)."""
     from . import archive
 
-    def one(p, o):
-        if archive.is_archive(p):
-            archive.import_archive(p, o, compact, max_uncompressed)
-        else:
-            write(import_elf(p, max_uncompressed), o, compact)
+    def one(i, o):
+        p = paths[i]
+        try:
+            if archive.is_archive(p):
+                archive.import_archive(p, o, compact, max_uncompressed)
+            else:
+                write(import_elf(p, max_uncompressed), o, compact)
+        finally:
+            if tally is not None:
+                tally.done(i)
 
     if len(paths) == 1 and not os.path.isdir(output):
         refuse_same(output, paths)
-        one(paths[0], output)
+        one(0, output)
         return [output]
     outs = [os.path.join(output, os.path.basename(p) if archive.is_archive(p)
                          else os.path.splitext(os.path.basename(p))[0] + ".obj")
@@ -657,9 +663,9 @@ def import_files(paths: list[str], output: str, compact: bool,
     except OSError as e:
         raise fail(f"cannot create directory {output}: {e.strerror}")
     d = Diagnostics()
-    for p, o in zip(paths, outs):
+    for i, o in enumerate(outs):
         try:
-            one(p, o)
+            one(i, o)
         except LinkError as e:
             for x in e.diags:
                 d.error(x.message, *x.notes)

@@ -415,7 +415,8 @@ def loadlib(ctx: Link) -> None:
         paths, libs, at = archive.split(ctx.opts.objects)
         if libs:
             decoded = {j: decoded[i] for j, i in enumerate(at) if i in decoded}
-        read = read_objects(paths, ctx.opts.jobs, decoded)
+        read = read_objects(paths, ctx.opts.jobs, decoded,
+                            ctx.bench.tally("objects read", len(paths)))
     objs = [o for o in read if not isinstance(o, LinkError)]
     if len(objs) < len(read):
         report_exactly(paths)

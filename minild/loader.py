@@ -123,8 +123,8 @@ _ARRAYS = ("sec_kind", "sec_align", "sec_size", "sym_sec", "sym_value", "sym_siz
            "sym_type", "rel_sec", "rel_off", "rel_type", "rel_sym", "rel_add")
 
 
-def read_objects(paths: list[str], jobs: int, decoded: dict[int, Compact] | None = None
-                 ) -> list["Object | LinkError"]:
+def read_objects(paths: list[str], jobs: int, decoded: dict[int, Compact] | None = None,
+                 tally=None) -> list["Object | LinkError"]:
     """read_objects reads every object, in order: an Object or the LinkError
     that reading it raised. decoded holds documents a read-ahead decoded
     already, by position in paths: they are only validated.
@@ -135,7 +135,8 @@ def read_objects(paths: list[str], jobs: int, decoded: dict[int, Compact] | None
     bytes as views, without a copy or a pickle of the bulk; each child's small
     remainder (names of sections, array places, messages) is pickled into the
     mapping after them. A child that fails leaves its share to the parent, so
-    the result never depends on -j."""
+    the result never depends on -j. tally (bench.Tally), if given, counts
+    each object read, in whichever process reads it."""
     decoded = decoded or {}
     sizes = []
     for p in paths:
@@ -144,7 +145,13 @@ def read_objects(paths: list[str], jobs: int, decoded: dict[int, Compact] | None
         except OSError:
             sizes.append(0)   # read_object says what is wrong with it
     work = [int(z * DECODED_SHARE) if i in decoded else z for i, z in enumerate(sizes)]
-    read = lambda i: _read_or_error(paths[i], decoded.get(i))  # noqa: E731
+
+    def read(i: int):
+        o = _read_or_error(paths[i], decoded.get(i))
+        if tally is not None:
+            tally.done(i)
+        return o
+
     if jobs <= 1 or len(paths) < 2 or sum(work) < FORK_LOAD_BYTES or not hasattr(os, "fork"):
         return [read(i) for i in range(len(paths))]
     # A child's region: three times its files. Section bytes shrink from their

@@ -556,6 +556,67 @@ def test_import_progress_on_a_terminal(tmp_path, foreign):
     assert code == 0 and got == b"", got
 
 
+def test_progress_counts_on_a_terminal(tmp_path):
+    """The display counts objects read and blocks written, those of forked
+    workers included (-j2, forks forced, 16-byte blocks: the second share of
+    blocks is written by a child), and the output is the same bytes as a
+    link with no display."""
+    import os
+    objs = sorted((EXAMPLES / "multi").glob("*.obj"))
+    forced = dict(MINILD_FORK_LOAD_BYTES="0", MINILD_FORK_BLOCKS="1", MINILD_BLOCK_SIZE="16")
+    log = tmp_path / "forks"
+    code, got = on_a_terminal("link", "-j2", *objs, "-o", tmp_path / "shown",
+                              MINILD_PROGRESS_AFTER="0", MINILD_FORK_LOG=str(log), **forced)
+    assert code == 0, got
+    assert b"3 of 3 objects read" in got, got
+    blocks = [int(n) for n, m in re.findall(rb"(\d+) of (\d+) blocks written", got) if n == m]
+    assert blocks and blocks[-1] > 2, got
+    assert re.search(r"^minild\.asmb \d+ \d+ 0$", log.read_text(), re.M), log.read_text()
+    p = subprocess.run([sys.executable, "-m", "minild.cli", "link", "-j2", *objs, "-o",
+                        tmp_path / "piped"], capture_output=True,
+                       env=dict(os.environ, MINILD_PROGRESS_AFTER="0", **forced))
+    assert p.returncode == 0 and p.stderr == b"", p.stderr
+    assert (tmp_path / "shown").read_bytes() == (tmp_path / "piped").read_bytes()
+
+
+def test_import_progress_counts(tmp_path, foreign):
+    code, got = on_a_terminal("import", foreign / "a.o", foreign / "a.o", "-o", tmp_path / "d",
+                              MINILD_PROGRESS_AFTER="0")
+    assert re.search(rb"[0-2] of 2 objects converted", got), got
+
+
+def test_progress_counts_the_tally():
+    """Progress draws a bench.Tally's count, which forked children add to and
+    an item done twice adds to once; with no display, Bench counts nothing."""
+    import io
+    import os
+    from rich.console import Console
+    from minild import bench, progress
+
+    assert bench.Bench().tally("objects read", 3) is None   # no listener: nothing counted
+    buf = io.StringIO()
+    shown = progress.Progress("linking 5 objects into o", after=0,
+                              console=Console(file=buf, force_terminal=True, width=120,
+                                              color_system=None))
+    b = bench.Bench()
+    b.listener = shown
+    with b.phase("read"):
+        t = b.tally("objects read", 5)
+        t.done(0)
+        t.done(3)
+        t.done(3)
+        pid = os.fork()
+        if pid == 0:
+            t.done(4)
+            os._exit(0)
+        os.waitpid(pid, 0)
+        assert t.count() == 3
+    assert shown.tally is None      # the phase ended: the count goes with it
+    shown.stop()
+    assert "3 of 5 objects read  minild: linking 5 objects into o: reading objects" in \
+        buf.getvalue(), buf.getvalue()
+
+
 def test_no_progress_when_piped(tmp_path):
     import os
     p = subprocess.run([sys.executable, "-m", "minild.cli", "link", HELLO, "-o", tmp_path / "o"],
