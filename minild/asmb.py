@@ -139,8 +139,18 @@ def fill(buf: np.ndarray, pad: bytes, va: int) -> None:
         buf.fill(pad[0])
         return
     p = np.frombuffer(pad, np.uint8)
-    phase = va % len(pad)
-    buf[:] = np.resize(np.roll(p, -phase), len(buf))
+    if (p == p[0]).all():
+        buf.fill(p[0])
+        return
+    # The pattern, then doubling copies within buf: no temporary as big as the
+    # block (a 128 MiB alignment gap once cost a second of np.resize and 1 GB).
+    p = np.roll(p, -(va % len(p)))
+    n = min(len(p), len(buf))
+    buf[:n] = p[:n]
+    while n < len(buf):
+        m = min(n, len(buf) - n)
+        buf[n:n + m] = buf[:m]
+        n += m
 
 
 def asmb(ctx, out, jobs: int, block_size: int = BLOCK_SIZE) -> None:
