@@ -21,7 +21,8 @@ and in minild objects alike); Pa is P & ~3, Thumb's word-aligned pc.
   R_ARM_THM_CALL       S + A - P    Thumb BL: S:I1:I2:imm10:imm11 = X[24:1], +-16 MB;
                                     to an ARM target it becomes BLX, X = S + A - Pa
   R_ARM_THM_JUMP24     S + A - P    Thumb B.W: as THM_CALL; to ARM through a veneer
-  R_ARM_THM_JUMP19     S + A - P    Thumb B<cond>.W: S:J2:J1:imm6:imm11 = X[20:1], +-1 MB
+  R_ARM_THM_JUMP19     S + A - P    Thumb B<cond>.W: S:J2:J1:imm6:imm11 = X[20:1], +-1 MB;
+                                    farther through a thunk, as THM_JUMP24
   R_ARM_THM_JUMP11     S + A - P    Thumb B (16-bit): imm11 = X[11:1], +-2 KB
   R_ARM_THM_JUMP8      S + A - P    Thumb B<cond> (16-bit): imm8 = X[8:1], +-256 bytes
   R_ARM_THM_MOVW_ABS_NC S + A       Thumb MOVW: imm4:i:imm3:imm8 = X[15:0], unchecked
@@ -380,8 +381,11 @@ _ARM_THUNK = Thunk(ARM_VENEER + b"\0" * 4, ((4, "R_ARM_ABS32"),), 8, "__ARMv5Lon
                    (("$a", 0), ("$d", 4)))
 _THUMB_THUNK = Thunk(THUMB_VENEER + b"\0" * 4, ((4, "R_ARM_ABS32"),), 4, "__Thumbv7LongLdrPcThunk_", 4,
                      1, (("$t", 0), ("$d", 4)))
+# B<cond>.W (THM_JUMP19) too, as lld (ARM::needsThunk) and GNU ld (__NAME_veneer)
+# do: the branch keeps its condition, the thunk reaches anywhere.
 THUNKS = {"R_ARM_CALL": _ARM_THUNK, "R_ARM_JUMP24": _ARM_THUNK,
-          "R_ARM_THM_CALL": _THUMB_THUNK, "R_ARM_THM_JUMP24": _THUMB_THUNK}
+          "R_ARM_THM_CALL": _THUMB_THUNK, "R_ARM_THM_JUMP24": _THUMB_THUNK,
+          "R_ARM_THM_JUMP19": _THUMB_THUNK}
 
 ARCHES = (
     Arch(name="arm", ptr_size=ELF_CLASS // 8, order=ORDER, pad=PAD, howtos=HOWTOS,
