@@ -8,6 +8,8 @@ works on whole columns and never on a Python object per symbol or relocation.
 
 from __future__ import annotations
 
+from itertools import chain
+
 import msgspec
 import numpy as np
 
@@ -64,10 +66,11 @@ def columns(ctx, objs: list[Object]) -> None:
         return col
 
     ctx.sec_obj = np.repeat(np.arange(len(objs), dtype=np.int32), nsec)
-    ctx.sec_name = [n for o in objs for n in o.sec_name]
+    # chain, not a comprehension: 100k+ sections with -ffunction-sections
+    ctx.sec_name = list(chain.from_iterable(o.sec_name for o in objs))
     ctx.sec_kind, ctx.sec_align = cat("sec_kind", np.uint8), cat("sec_align", np.int64)
     ctx.sec_size = cat("sec_size", np.int64)
-    ctx.sec_data = [x for o in objs for x in o.sec_data]
+    ctx.sec_data = list(chain.from_iterable(o.sec_data for o in objs))
 
     ctx.sym_obj = np.repeat(np.arange(len(objs), dtype=np.int32), nsym)
     ctx.names = Names.concat([o.sym_name for o in objs])
