@@ -13,6 +13,7 @@ from __future__ import annotations
 import mmap
 import operator
 import os
+from itertools import repeat
 
 import msgspec
 import numpy as np
@@ -221,10 +222,38 @@ def _ship(objs: list, shared: mmap.mmap, lo: int, hi: int) -> bool:
         n = o.sym_name
         names = (put(n.blob), *((put(np.ascontiguousarray(x)), x.dtype.str)
                                 for x in (n.start, n.length, n.hashes())))
-        data = [None if x is None else put(x) for x in o.sec_data]
+        data = _ship_data(o.sec_data, put)
         metas.append((o.path, o.arch, o.sec_name, arrays, names, data, o.imports,
                       (o.types, o.signatures, o.exports, o.globals)))
     return shm.pack(shared, lo, hi, metas, fields) is not None
+
+
+def _ship_data(datas: list, put) -> tuple[list[int], int, int]:
+    """_ship_data ships an object's section bytes as one field and their
+    lengths as another (a section per function is 100k+ sections in a link:
+    one field each would be a Python step each, in the child and the parent);
+    bss sections, which have none, are listed."""
+    none = np.flatnonzero(np.fromiter(map(operator.is_, datas, repeat(None)), bool,
+                                      len(datas))).tolist()
+    if none:
+        datas = list(datas)
+        for i in none:
+            datas[i] = b""
+    lengths = np.fromiter(map(len, datas), np.int64, len(datas))
+    return none, put(lengths), put(b"".join(datas))
+
+
+def _unship_data(data: tuple[list[int], int, int], field: list) -> list:
+    """_unship_data is the section bytes _ship_data shipped, as views of the
+    mapping (sliced in C: map over slices)."""
+    none, lengths, blob = data
+    ends = np.cumsum(np.frombuffer(field[lengths], np.int64))
+    view = field[blob]
+    out = list(map(view.__getitem__, map(slice, (ends - np.frombuffer(field[lengths], np.int64))
+                                         .tolist(), ends.tolist())))
+    for i in none:
+        out[i] = None
+    return out
 
 
 def _unship(shared: mmap.mmap, lo: int) -> list:
@@ -240,7 +269,7 @@ def _unship(shared: mmap.mmap, lo: int) -> list:
         path, arch, sec_name, arrays, (blob, start, length, hashes), data, imports, w = m
         cols = {f: view(*a) for f, a in arrays.items()}
         names = Names(bytes(field[blob]), view(*start), view(*length), view(*hashes))
-        sec_data = [None if d is None else field[d] for d in data]
+        sec_data = _unship_data(data, field)
         out.append(Object(path=path, arch=arch, sec_name=sec_name, sec_data=sec_data,
                           sym_name=names, imports=imports, types=w[0], signatures=w[1],
                           exports=w[2], globals=w[3], **cols))
@@ -321,7 +350,9 @@ def _sections_plausible(secs) -> tuple[list, list, np.ndarray] | None:
     for i in bss:
         if datas[i] is not None or sizes[i] is None or not 0 <= sizes[i] < MAX_SIZE:
             return None
-    if datas.count(None) != len(bss) or sizes.count(None) != len(secs) - len(bss):
+    # (counted by identity: list.count(None) compares each section's bytes with None)
+    if sum(map(operator.is_, datas, repeat(None))) != len(bss) \
+            or sum(map(operator.is_, sizes, repeat(None))) != len(secs) - len(bss):
         return None
     if not bss:
         return list(map(len, datas)), datas, aligns
