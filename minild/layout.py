@@ -69,23 +69,31 @@ def _place(ctx, os_: OutSection, index: int) -> None:
     sizes = ctx.sec_size[os_.inputs]
     offs = np.empty(len(aligns), np.int64)
     end = 0
-    # Runs of one alignment (a section per function: 100k+ inputs, mostly in
-    # a few runs): each start in a run is a multiple of its alignment, so each
-    # input takes its size rounded up and the starts are a running sum. Python
-    # steps from run to run only.
     cuts = np.flatnonzero(aligns[1:] != aligns[:-1]) + 1
-    bounds = [0, *cuts.tolist(), len(aligns)]
-    for lo, hi in zip(bounds, bounds[1:]):
-        if lo == hi:
-            continue
-        a = int(aligns[lo])
-        end = (end + a - 1) & -a
-        s = sizes[lo:hi]
-        step = (s + (a - 1)) & -a
-        offs[lo] = end
-        np.cumsum(step[:-1], out=offs[lo + 1:hi])
-        offs[lo + 1:hi] += end
-        end = int(offs[hi - 1] + s[-1])
+    if len(cuts) > len(aligns) // 8:
+        # Alignments that change every few inputs: a plain loop costs less
+        # than numpy calls per run.
+        for k, (a, s) in enumerate(zip(aligns.tolist(), sizes.tolist())):
+            end = (end + a - 1) & -a
+            offs[k] = end
+            end += s
+    else:
+        # Runs of one alignment (a section per function: 100k+ inputs, in a
+        # few runs): each start in a run is a multiple of its alignment, so
+        # each input takes its size rounded up and the starts are a running
+        # sum. Python steps from run to run only.
+        bounds = [0, *cuts.tolist(), len(aligns)]
+        for lo, hi in zip(bounds, bounds[1:]):
+            if lo == hi:
+                continue
+            a = int(aligns[lo])
+            end = (end + a - 1) & -a
+            s = sizes[lo:hi]
+            step = (s + (a - 1)) & -a
+            offs[lo] = end
+            np.cumsum(step[:-1], out=offs[lo + 1:hi])
+            offs[lo + 1:hi] += end
+            end = int(offs[hi - 1] + s[-1])
     ctx.sec_off[os_.inputs] = offs
     ctx.sec_out[os_.inputs] = index
     os_.size = end

@@ -204,6 +204,13 @@ class Names:
         size = ln + 1
         offs = np.cumsum(size) - size
         total = int(size.sum()) if len(idx) else 0
+        if len(idx) and int(ln.max()) > STRTAB_WORDS_MAX:
+            # Long names (C++'s, 40-200 bytes): a pass per 8 bytes of the
+            # longest would cost 25 scatters over every name; slices joined in
+            # C cost one step per name instead.
+            st = self.start[idx].astype(np.int64)
+            parts = map(self.blob.__getitem__, map(slice, st.tolist(), (st + ln).tolist()))
+            return b"\0".join(parts) + b"\0", offs
         # Each name goes in 8-byte words, through a view of the output with a
         # word at every byte offset. A word may run past its name into the
         # next names' places: the passes go from the last words to the first,
@@ -220,6 +227,9 @@ class Names:
 
 
 LOOKUP_CHUNK = 1 << 16
+# strtab writes names of up to this many bytes by word passes, longer ones by a
+# join of slices (measured: docs/performance.md, "Program shapes").
+STRTAB_WORDS_MAX = 32
 
 
 class SymbolTable:
