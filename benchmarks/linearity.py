@@ -4,8 +4,8 @@
 
 For each program shape and size that `run.py --sweep` built (its objects in
 /tmp/minild-bench/SIZE[-SHAPE]; run the sweep first), links in this process
-with -j1 (no forks: one process's CPU is the whole cost) --runs times and
-keeps each phase's least CPU time (the least disturbed run: on a shared
+with -j1 (no forks: one process's CPU is the whole cost) --runs times, the
+sizes taking turns, and keeps each phase's least CPU time (the least disturbed run: on a shared
 machine the noise only ever adds). Prints, per shape, link()'s CPU per input
 relocation and per symbol at each size, and the ratio of the per-relocation
 cost between consecutive sizes: 1.0 is linear, above 1 super-linear. Then the
@@ -36,20 +36,17 @@ def work_dir(size: str, shape: str) -> Path:
     return Path("/tmp/minild-bench") / (size + ("" if shape == "base" else f"-{shape}"))
 
 
-def measure(objs: list[str], runs: int) -> dict[str, float]:
-    """measure links objs -j1 runs times; the least CPU seconds per phase and in all."""
+def measure_once(objs: list[str], best: dict[str, float]) -> None:
+    """measure_once links objs -j1 and lowers best's CPU seconds per phase
+    and in all to this run's where they are less."""
     from minild.link import Options, link
-    best: dict[str, float] = {}
-    for _ in range(runs):
-        t0 = time.process_time()
-        ctx = link(Options(objects=objs, output="/dev/shm/minild-linearity.out", jobs=1))
-        total = time.process_time() - t0
-        rows = {r.phase: r.cpu for r in ctx.bench.ordered()}
-        rows["total"] = total
-        for k, v in rows.items():
-            best[k] = min(best.get(k, v), v)
-        del ctx
-    return best
+    t0 = time.process_time()
+    ctx = link(Options(objects=objs, output="/dev/shm/minild-linearity.out", jobs=1))
+    total = time.process_time() - t0
+    rows = {r.phase: r.cpu for r in ctx.bench.ordered()}
+    rows["total"] = total
+    for k, v in rows.items():
+        best[k] = min(best.get(k, v), v)
 
 
 def main(argv=None) -> None:
@@ -62,19 +59,26 @@ def main(argv=None) -> None:
     sizes = a.sizes.split(",")
     rows = []
     for shape in a.shapes.split(","):
+        inputs = []
         for size in sizes:
             d = work_dir(size, shape)
             m = d / "manifest.json"
             if not m.exists():
                 sys.exit(f"linearity.py: no objects in {d}; run benchmarks/run.py --sweep first")
-            man = json.loads(m.read_text())
-            objs = sorted(glob.glob(str(d / "*.obj")))
-            best = measure(objs, a.runs)
+            inputs.append((size, json.loads(m.read_text()), sorted(glob.glob(str(d / "*.obj")))))
+        # Round-robin over the sizes: the machine's speed drifts over minutes
+        # (docs/performance.md, "Noise"), and a drift between one size's runs
+        # and the next's would read as growth.
+        best: dict[str, dict[str, float]] = {size: {} for size in sizes}
+        for _ in range(a.runs):
+            for size, _, objs in inputs:
+                measure_once(objs, best[size])
+        for size, man, _ in inputs:
             rows.append({"shape": shape, "size": size, "relocations": man["relocations"],
-                         "symbols": man["symbols"], "cpu": best})
-            print(f"{shape} {size}: {best['total'] * 1e3:.0f} ms cpu", file=sys.stderr)
-            a.json.parent.mkdir(parents=True, exist_ok=True)
-            a.json.write_text(json.dumps(rows, indent=1))
+                         "symbols": man["symbols"], "cpu": best[size]})
+            print(f"{shape} {size}: {best[size]['total'] * 1e3:.0f} ms cpu", file=sys.stderr)
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        a.json.write_text(json.dumps(rows, indent=1))
     report(rows, sizes)
 
 
