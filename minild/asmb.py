@@ -14,7 +14,9 @@ after its relocations are applied, since there is no mapping to edit later.
 
 from __future__ import annotations
 
+import operator
 import os
+from itertools import repeat
 
 import msgspec
 import numpy as np
@@ -143,7 +145,7 @@ def join(buf: np.ndarray, offs: list[int], datas: list) -> None:
     one copy: the bytes and the gaps between them (buf's padding, as fill
     left it) interleaved and joined in C (map and slices: no Python step
     per input)."""
-    if None in datas:
+    if any(map(operator.is_, datas, repeat(None))):   # by identity: no == per input
         datas = [b"" if x is None else x for x in datas]
     ends = np.asarray(offs, np.int64) + np.fromiter(map(len, datas), np.int64, len(datas))
     starts = [0, *ends[:-1].tolist()]

@@ -222,38 +222,10 @@ def _ship(objs: list, shared: mmap.mmap, lo: int, hi: int) -> bool:
         n = o.sym_name
         names = (put(n.blob), *((put(np.ascontiguousarray(x)), x.dtype.str)
                                 for x in (n.start, n.length, n.hashes())))
-        data = _ship_data(o.sec_data, put)
+        data = shm.put_bytes(o.sec_data, put)
         metas.append((o.path, o.arch, o.sec_name, arrays, names, data, o.imports,
                       (o.types, o.signatures, o.exports, o.globals)))
     return shm.pack(shared, lo, hi, metas, fields) is not None
-
-
-def _ship_data(datas: list, put) -> tuple[list[int], int, int]:
-    """_ship_data ships an object's section bytes as one field and their
-    lengths as another (a section per function is 100k+ sections in a link:
-    one field each would be a Python step each, in the child and the parent);
-    bss sections, which have none, are listed."""
-    none = np.flatnonzero(np.fromiter(map(operator.is_, datas, repeat(None)), bool,
-                                      len(datas))).tolist()
-    if none:
-        datas = list(datas)
-        for i in none:
-            datas[i] = b""
-    lengths = np.fromiter(map(len, datas), np.int64, len(datas))
-    return none, put(lengths), put(b"".join(datas))
-
-
-def _unship_data(data: tuple[list[int], int, int], field: list) -> list:
-    """_unship_data is the section bytes _ship_data shipped, as views of the
-    mapping (sliced in C: map over slices)."""
-    none, lengths, blob = data
-    ends = np.cumsum(np.frombuffer(field[lengths], np.int64))
-    view = field[blob]
-    out = list(map(view.__getitem__, map(slice, (ends - np.frombuffer(field[lengths], np.int64))
-                                         .tolist(), ends.tolist())))
-    for i in none:
-        out[i] = None
-    return out
 
 
 def _unship(shared: mmap.mmap, lo: int) -> list:
@@ -269,7 +241,7 @@ def _unship(shared: mmap.mmap, lo: int) -> list:
         path, arch, sec_name, arrays, (blob, start, length, hashes), data, imports, w = m
         cols = {f: view(*a) for f, a in arrays.items()}
         names = Names(bytes(field[blob]), view(*start), view(*length), view(*hashes))
-        sec_data = _unship_data(data, field)
+        sec_data = shm.get_bytes(data, field)
         out.append(Object(path=path, arch=arch, sec_name=sec_name, sec_data=sec_data,
                           sym_name=names, imports=imports, types=w[0], signatures=w[1],
                           exports=w[2], globals=w[3], **cols))

@@ -21,8 +21,6 @@ import mmap
 import operator
 import os
 import stat
-from array import array
-from itertools import accumulate, compress, repeat
 
 from . import shm
 from .errors import LinkError
@@ -168,28 +166,17 @@ _FIELDS = tuple(map(operator.attrgetter, ("name", "kind", "align", "size", "data
 
 def _pack_sections(secs: list[CSection], put) -> tuple:
     """_pack_sections ships the sections as columns: lists of names, kinds,
-    alignments and sizes in the pickle, every section's bytes as one field
-    and their lengths as another, and the sections with no bytes (bss). All
-    of it in C (map, join, compress): with a section per function there are
-    100k+ sections, and no Python step each."""
+    alignments and sizes in the pickle, their bytes by shm.put_bytes (with a
+    section per function there are 100k+ sections: no Python step each)."""
     names, kinds, aligns, sizes, datas = (list(map(f, secs)) for f in _FIELDS)
-    none = list(compress(range(len(datas)), map(operator.is_, datas, repeat(None))))
-    for i in none:
-        datas[i] = b""
-    return (names, kinds, aligns, sizes, none, put(array("q", map(len, datas))),
-            put(b"".join(datas)))
+    return names, kinds, aligns, sizes, shm.put_bytes(datas, put)
 
 
 def _unpack_sections(secs: tuple, field: list) -> list[CSection]:
     """_unpack_sections rebuilds what _pack_sections shipped; section bytes
     are views of the mapping."""
-    names, kinds, aligns, sizes, none, lengths, blob = secs
-    ends = list(accumulate(field[lengths].cast("q")))
-    view = field[blob]
-    datas = list(map(view.__getitem__, map(slice, [0, *ends[:-1]], ends)))
-    for i in none:
-        datas[i] = None
-    return list(map(CSection, names, kinds, aligns, datas, sizes))
+    names, kinds, aligns, sizes, datas = secs
+    return list(map(CSection, names, kinds, aligns, shm.get_bytes(datas, field), sizes))
 
 
 def _unpack(shared: mmap.mmap, n: int) -> dict[int, Compact]:

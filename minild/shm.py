@@ -12,7 +12,10 @@ runs before numpy is imported.
 from __future__ import annotations
 
 import mmap
+import operator
 import pickle
+from array import array
+from itertools import accumulate, compress, repeat
 
 ALIGN = 8
 
@@ -57,3 +60,30 @@ def unpack(shared: mmap.mmap, at: int) -> tuple[object, list[memoryview]]:
     meta, spans = pickle.loads(view[at + 8:at + 8 + size])
     data = up(at + 8 + size)
     return meta, [view[data + off:data + off + n] for off, n in spans]
+
+
+def put_bytes(datas: list, put) -> tuple[list[int], int, int]:
+    """put_bytes ships a list of byte strings (None for some: a bss section's
+    data) as two bulk fields, all of them joined and their lengths, with the
+    None places in the small part. All of it in C (map, join, compress): with
+    a section per function a list holds 100k+ entries, and a field or a
+    Python step each would cost more than the bytes. put adds a field to the
+    record and returns its index."""
+    none = list(compress(range(len(datas)), map(operator.is_, datas, repeat(None))))
+    if none:
+        datas = list(datas)
+        for i in none:
+            datas[i] = b""
+    return none, put(array("q", map(len, datas))), put(b"".join(datas))
+
+
+def get_bytes(shipped: tuple[list[int], int, int], fields: list[memoryview]) -> list:
+    """get_bytes is the list put_bytes shipped: views of the mapping (sliced
+    in C), None where it had None."""
+    none, lengths, blob = shipped
+    ends = list(accumulate(fields[lengths].cast("q")))
+    view = fields[blob]
+    out = list(map(view.__getitem__, map(slice, [0, *ends[:-1]], ends)))
+    for i in none:
+        out[i] = None
+    return out
