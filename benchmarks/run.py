@@ -402,7 +402,7 @@ def prepare(a, size: str, shape: str) -> tuple[dict, list[Path], list[Path], Pat
     timed steps."""
     tag = (size + ("" if shape == "base" else f"-{shape}")
            + ("-compact" if a.compact_only else ""))
-    work = a.work or Path("/tmp/minild-bench") / tag
+    work = a.work or a.root / tag
     outs = a.outputs or (Path("/dev/shm") / f"minild-bench-{tag}" if Path("/dev/shm").is_dir()
                          else work / "out")
     manifest = work / "manifest.json"
@@ -446,7 +446,7 @@ def prepare_user(a) -> tuple[dict, list[Path], list[Path], Path, dict]:
     elfs = sorted(p for p in src.glob("*.o") if p.is_file())
     if not elfs:
         sys.exit(f"run.py: no .o files in {src}")
-    work = a.work or Path("/tmp/minild-bench") / f"user-{src.name}"
+    work = a.work or a.root / f"user-{src.name}"
     outs = a.outputs or (Path("/dev/shm") / f"minild-bench-user-{src.name}"
                          if Path("/dev/shm").is_dir() else work / "out")
     if work.exists():
@@ -631,7 +631,10 @@ def main(argv=None) -> None:
     ap.add_argument("--runs", type=int, default=5, help="timed runs per linker (>= 5)")
     ap.add_argument("--pairs", type=int, default=5, help="alternating pairs per ratio (>= 5)")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--work", type=Path, help="inputs (default /tmp/minild-bench/SIZE[-SHAPE])")
+    ap.add_argument("--root", type=Path, default=Path("/tmp/minild-bench"),
+                    help="where each program's inputs are kept, in SIZE[-SHAPE] (default "
+                         "/tmp/minild-bench)")
+    ap.add_argument("--work", type=Path, help="one program's inputs (default ROOT/SIZE[-SHAPE])")
     ap.add_argument("--outputs", type=Path,
                     help="linked outputs (default /dev/shm/minild-bench-..., as the anchors)")
     ap.add_argument("--compact-only", action="store_true",
