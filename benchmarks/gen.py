@@ -23,6 +23,14 @@ def asm_string(t: str) -> str:
     return '"' + t.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
+def const_labels(p: Program, i: int) -> tuple[str, str]:
+    """const_labels are the labels of f<i>'s constant and pointer in .rodata:
+    assembler-local (.L, no symbol), or with shape.locals local symbols named
+    as gcc names its own (NAME.k, NAME.p)."""
+    n = p.name(i)
+    return (f"{n}.k", f"{n}.p") if p.shape.locals else (f".Lk{i}", f".Lp{i}")
+
+
 def function(p: Program, i: int) -> str:
     """function is the text of f<i>; the order of instructions is the model's.
     The shape decides its names, its section, and whether the bss adds sit in a
@@ -32,8 +40,7 @@ def function(p: Program, i: int) -> str:
     c = p.callees[i].tolist()
     n = p.name(i)
     mix = "\timulq $31, %rbx, %rbx\n\taddq %rax, %rbx\n"
-    # local symbols (shape.locals) are named as gcc names its own: .Lk -> NAME.k
-    lk, lp = (f"{n}.k", f"{n}.p") if sh.locals else (f".Lk{i}", f".Lp{i}")
+    lk, lp = const_labels(p, i)
     sec = f'\t.section .text.{n},"ax",@progbits\n' if sh.function_sections else ""
     adds = (f"\taddq %rbx, b{k}+{8 * int(p.own_slot[i])}(%rip)\n"
             f"\taddq %rbx, b{int(p.other_obj[i])}+{8 * int(p.other_slot[i])}(%rip)\n")
@@ -70,7 +77,7 @@ def object_source(p: Program, k: int) -> str:
     out += [function(p, i) for i in range(lo, hi)]
     for i in range(lo, hi):
         n = p.name(i)
-        lk, lp = (f"{n}.k", f"{n}.p") if sh.locals else (f".Lk{i}", f".Lp{i}")
+        lk, lp = const_labels(p, i)
         sec = (f'\t.section .rodata.{n},"a"\n' if sh.function_sections
                else ("\t.section .rodata\n" if i == lo else ""))
         out.append(f"{sec}\t.p2align 3\n{lk}:\n\t.quad {int(p.K[i])}\n"
