@@ -13,6 +13,7 @@ from itertools import chain
 import msgspec
 import numpy as np
 
+from . import shm
 from .loader import Object
 from .names import Names
 
@@ -27,14 +28,17 @@ class Relocs(msgspec.Struct):
     add: np.ndarray
 
 
-def columns(ctx, objs: list[Object]) -> None:
+def columns(ctx, objs: list[Object], spent: list | None = None) -> None:
     """columns concatenates the objects' columns into the link's: global
     section and symbol ids (an object's ids plus its base). Each object's
     column is dropped as soon as it is copied (where it is not a view of a
     file or of shared memory, its memory can serve the next allocation):
     fresh pages cost a fault each, and a large link's columns span many
     thousands of pages (measured: docs/performance.md, 'Figures behind the
-    code')."""
+    code'). Where the columns were views of shared memory, spent holds those
+    stretches (loader.read_objects), and they are released at the end: a
+    shared mapping stays in the process's RSS for as long as it is mapped,
+    and the section bytes beside them keep it mapped until asmb."""
     nsec = np.array([len(o.sec_name) for o in objs], np.int64)
     nsym = np.array([len(o.sym_name) for o in objs], np.int64)
     nrel = np.array([len(o.rel_off) for o in objs], np.int64)
@@ -96,6 +100,10 @@ def columns(ctx, objs: list[Object]) -> None:
     ctx.relocs = Relocs(sec=rsec, off=cat("rel_off", off_type), type=cat("rel_type", np.int16),
                         sym=rsym, add=cat("rel_add", add_type))
     _wasm(ctx, objs, symbase, nrel)
+    # Every column and name table of every object is the link's copy now
+    # (cat and Names.concat replaced them); nothing reads those stretches.
+    for shared, lo, hi in spent or ():
+        shm.release(shared, lo, hi)
 
 
 def rebase(col: np.ndarray, counts: np.ndarray, base: np.ndarray, defined_only=False) -> None:

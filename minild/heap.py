@@ -144,6 +144,22 @@ def tune(input_bytes: int) -> bool:
     return True
 
 
+def give_back() -> None:
+    """give_back returns the heap's free pages to the system (glibc's
+    malloc_trim; elsewhere nothing). loadlib calls it after columns and after
+    resolve: each leaves tens of MB of freed temporaries inside the heap (the
+    objects' own columns, the probes' chunks), which the trim threshold set
+    by tune would keep resident to the end of the link, above everything
+    that later phases allocate, so that they would count in the peak RSS
+    twice. What the later phases allocate there again costs a fault per
+    page (measured: docs/performance.md, 'Program shapes')."""
+    try:
+        import ctypes
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _heap_range() -> tuple[int, int] | None:
     """_heap_range is the [heap] mapping's (start, end) from /proc/self/maps."""
     try:

@@ -27,6 +27,7 @@ import numpy as np
 
 from . import arch as archreg
 from . import format as formats
+from . import heap
 from .asmb import BLOCK_SIZE, asmb
 from .bench import Bench
 from .columns import Relocs, columns
@@ -415,8 +416,9 @@ def loadlib(ctx: Link) -> None:
         paths, libs, at = archive.split(ctx.opts.objects)
         if libs:
             decoded = {j: decoded[i] for j, i in enumerate(at) if i in decoded}
+        spent: list = []   # shared memory that holds only columns (loader._unship)
         read = read_objects(paths, ctx.opts.jobs, decoded,
-                            ctx.bench.tally("objects read", len(paths)))
+                            ctx.bench.tally("objects read", len(paths)), spent)
     objs = [o for o in read if not isinstance(o, LinkError)]
     if len(objs) < len(read):
         report_exactly(paths)
@@ -449,13 +451,15 @@ def loadlib(ctx: Link) -> None:
     ctx.objects = objs
 
     with ctx.phase("columns"):
-        columns(ctx, objs)
+        columns(ctx, objs, spent)
         r = ctx.relocs
         if not bounds_ok(ctx.sec_size, ctx.sec_kind, ctx.arch.widths, ctx.sym_sec,
                          ctx.sym_value, r.sec, r.off, r.type):
             report_exactly(ctx.opts.objects)
+        heap.give_back()
     with ctx.phase("resolve"):
         resolve(ctx)
+        heap.give_back()
     refuse_big_align(ctx)
     if ctx.arch.check is not None and not ctx.format.allow_undefined:
         ctx.arch.check(ctx)

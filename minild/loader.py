@@ -126,7 +126,7 @@ _ARRAYS = ("sec_kind", "sec_align", "sec_size", "sym_sec", "sym_value", "sym_siz
 
 
 def read_objects(paths: list[str], jobs: int, decoded: dict[int, Compact] | None = None,
-                 tally=None) -> list["Object | LinkError"]:
+                 tally=None, spent: list | None = None) -> list["Object | LinkError"]:
     """read_objects reads every object, in order: an Object or the LinkError
     that reading it raised. decoded holds documents a read-ahead decoded
     already, by position in paths: they are only validated.
@@ -138,7 +138,9 @@ def read_objects(paths: list[str], jobs: int, decoded: dict[int, Compact] | None
     remainder (names of sections, array places, messages) is pickled into the
     mapping after them. A child that fails leaves its share to the parent, so
     the result never depends on -j. tally (bench.Tally), if given, counts
-    each object read, in whichever process reads it."""
+    each object read, in whichever process reads it. spent, if given, gets
+    the stretches of shared memory that hold only the objects' columns
+    (_unship): columns.columns releases them once it has copied them."""
     decoded = decoded or {}
     sizes = []
     for p in paths:
@@ -182,7 +184,7 @@ def read_objects(paths: list[str], jobs: int, decoded: dict[int, Compact] | None
     redo = workers.fork_map(len(paths), jobs, run, cuts)
     for lo, hi in cuts[1:]:
         if lo < hi and (lo, hi) not in redo:
-            results[lo:hi] = _unship(shared, int(base[lo]))
+            results[lo:hi] = _unship(shared, int(base[lo]), spent)
     for lo, hi in redo:
         results[lo:hi] = [read(i) for i in range(lo, hi)]
     return results
@@ -210,7 +212,7 @@ def _ship(objs: list, shared: mmap.mmap, lo: int, hi: int) -> bool:
         fields.append(raw)
         return len(fields) - 1
 
-    metas = []
+    metas: list = []
     for o in objs:
         if isinstance(o, LinkError):
             metas.append(o)
@@ -222,16 +224,26 @@ def _ship(objs: list, shared: mmap.mmap, lo: int, hi: int) -> bool:
         n = o.sym_name
         names = (put(n.blob), *((put(np.ascontiguousarray(x)), x.dtype.str)
                                 for x in (n.start, n.length, n.hashes())))
-        data = shm.put_bytes(o.sec_data, put)
-        metas.append((o.path, o.arch, o.sec_name, arrays, names, data, o.imports,
-                      (o.types, o.signatures, o.exports, o.globals)))
+        metas.append([o.path, o.arch, o.sec_name, arrays, names, None, o.imports,
+                      (o.types, o.signatures, o.exports, o.globals)])
+    # Section bytes after every column: the columns are one stretch of the
+    # record, which the parent releases once it has joined them
+    # (columns.columns), while the bytes are read until the output is written.
+    for o, m in zip(objs, metas):
+        if not isinstance(o, LinkError):
+            m[5] = shm.put_bytes(o.sec_data, put)
     return shm.pack(shared, lo, hi, metas, fields) is not None
 
 
-def _unship(shared: mmap.mmap, lo: int) -> list:
+def _unship(shared: mmap.mmap, lo: int, spent: list | None = None) -> list:
     """_unship rebuilds the objects a child shipped to shared[lo:]: arrays and
-    section bytes are views of the mapping."""
-    metas, field = shm.unpack(shared, lo)
+    section bytes are views of the mapping. The stretch of the record that
+    holds the columns goes on spent, as (mapping, start, end), to be
+    released once they are joined."""
+    metas, field, at = shm.unpack_placed(shared, lo)
+    bytes_from = [at[m[5][1]] for m in metas if not isinstance(m, LinkError)]
+    if spent is not None and bytes_from:
+        spent.append((shared, lo, min(bytes_from)))
     view = lambda k, dtype: np.frombuffer(field[k], dtype)  # noqa: E731
     out = []
     for m in metas:

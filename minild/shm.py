@@ -55,11 +55,36 @@ def pack(shared: mmap.mmap, pos: int, limit: int, meta, fields: list) -> int | N
 def unpack(shared: mmap.mmap, at: int) -> tuple[object, list[memoryview]]:
     """unpack reads the record at shared[at:]: its meta and its fields, as
     views of the mapping."""
+    meta, fields, _ = unpack_placed(shared, at)
+    return meta, fields
+
+
+def unpack_placed(shared: mmap.mmap, at: int) -> tuple[object, list[memoryview], list[int]]:
+    """unpack_placed is unpack, and where each field starts in the mapping
+    (for release)."""
     view = memoryview(shared)
     size = int.from_bytes(shared[at:at + 8], "little")
     meta, spans = pickle.loads(view[at + 8:at + 8 + size])
     data = up(at + 8 + size)
-    return meta, [view[data + off:data + off + n] for off, n in spans]
+    return meta, [view[data + off:data + off + n] for off, n in spans], \
+        [data + off for off, _ in spans]
+
+
+def release(shared: mmap.mmap, lo: int, hi: int) -> int:
+    """release gives the memory of shared[lo:hi] back to the system (the
+    whole pages inside it; they read as zeros afterwards) and returns how
+    many bytes that was. For fields the parent has copied out and no view
+    reads any more: a MAP_SHARED mapping's pages stay in the parent's RSS
+    for as long as it is mapped, whatever is still read of it."""
+    page = mmap.PAGESIZE
+    lo, hi = -(-lo // page) * page, hi // page * page
+    if hi <= lo or not hasattr(mmap, "MADV_REMOVE"):
+        return 0
+    try:
+        shared.madvise(mmap.MADV_REMOVE, lo, hi - lo)
+    except (OSError, ValueError):
+        return 0   # advice only: the memory stays, nothing else changes
+    return hi - lo
 
 
 def put_bytes(datas: list, put) -> tuple[list[int], int, int]:

@@ -174,3 +174,40 @@ def test_int32_and_int64_columns_mix(tmp_path):
     ctx = link(Options(objects=compact, output=str(tmp_path / "compact")))
     assert ctx.relocs.add.dtype == np.int32 and ctx.relocs.off.dtype == np.int32
     assert (tmp_path / "readable").read_bytes() == (tmp_path / "compact").read_bytes()
+
+
+def test_joined_columns_leave_shared_memory(tmp_path, monkeypatch):
+    """Once columns.columns has joined the objects' columns, the stretches of
+    the children's shared memory that held them are given back (their pages
+    read as zeros: the kernel dropped them), while the section bytes that
+    follow stay until the output is written: the output is the serial
+    link's, byte for byte, and runs and prints the program's checksum."""
+    import sys
+    from pathlib import Path
+
+    from minild import shm
+    from minild.link import Options, link
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import gen_compact
+    from program import build
+
+    m = gen_compact.write(build(2400, 6, seed=3, table_reps=1), str(tmp_path), 3)
+    objs = [str(tmp_path / n) for n in m["inputs"]]
+    link(Options(objects=objs, output=str(tmp_path / "serial"), jobs=1))
+    monkeypatch.setattr(loader, "FORK_LOAD_BYTES", 0)
+    released, real = [], shm.release
+
+    def release(shared, lo, hi):
+        n = real(shared, lo, hi)
+        page = shm.mmap.PAGESIZE
+        a = -(-lo // page) * page
+        released.append((n, bytes(shared[a:a + n])))
+        return n
+
+    monkeypatch.setattr(shm, "release", release)
+    link(Options(objects=objs, output=str(tmp_path / "forked"), jobs=2))
+    assert released and all(n > 0 for n, _ in released), [n for n, _ in released]
+    assert all(b == bytes(len(b)) for _, b in released)
+    assert (tmp_path / "forked").read_bytes() == (tmp_path / "serial").read_bytes()
+    p = run_output("amd64", tmp_path / "forked")
+
