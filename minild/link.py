@@ -416,7 +416,8 @@ def loadlib(ctx: Link) -> None:
         paths, libs, at = archive.split(ctx.opts.objects)
         if libs:
             decoded = {j: decoded[i] for j, i in enumerate(at) if i in decoded}
-        spent: list = []   # shared memory that holds only columns (loader._unship)
+        # Shared memory that holds only columns (loader._unship, readahead._unpack).
+        spent: list = ahead.spent if ahead is not None else []
         read = read_objects(paths, ctx.opts.jobs, decoded,
                             ctx.bench.tally("objects read", len(paths)), spent)
     objs = [o for o in read if not isinstance(o, LinkError)]

@@ -40,6 +40,9 @@ class ReadAhead:
     def __init__(self, paths: list[str], shared: mmap.mmap, pid: int):
         self.paths, self.shared, self.pid = paths, shared, pid
         self.decoded: dict[int, Compact] | None = None
+        # (mapping, start, end) of each record's stretch before its section
+        # bytes: only read while loadlib builds the objects (_unpack).
+        self.spent: list = []
 
     def collect(self, wait: bool = False) -> dict[int, Compact]:
         """collect stops the child (or, with wait, lets it finish every file)
@@ -47,7 +50,7 @@ class ReadAhead:
         later calls return the same)."""
         if self.decoded is None:
             self._stop(wait)
-            self.decoded = _unpack(self.shared, len(self.paths))
+            self.decoded = _unpack(self.shared, len(self.paths), self.spent)
         return self.decoded
 
     def cancel(self) -> None:
@@ -153,10 +156,12 @@ def _pack(doc: Compact, shared: mmap.mmap, pos: int) -> int | None:
         return len(fields) - 1
 
     sy, rl = doc.symbols, doc.relocs
-    meta = (doc.version, doc.arch, _pack_sections(doc.sections, put),
-            (sy.count, [(i.symbol, i.module, i.name) for i in sy.imports], put(sy.name),
-             *(put(getattr(sy, f)) for f in SYMBOL_COLUMNS)),
-            (rl.count, rl.types, *(put(getattr(rl, f)) for f in RELOC_COLUMNS)),
+    syms = (sy.count, [(i.symbol, i.module, i.name) for i in sy.imports], put(sy.name),
+            *(put(getattr(sy, f)) for f in SYMBOL_COLUMNS))
+    rels = (rl.count, rl.types, *(put(getattr(rl, f)) for f in RELOC_COLUMNS))
+    # The section bytes last: what comes before them is only read while the
+    # parent builds the object, and is released after columns (loader._unship).
+    meta = (doc.version, doc.arch, _pack_sections(doc.sections, put), syms, rels,
             ([(t.params, t.results) for t in doc.types], sy.signatures, sy.exports, sy.globals))
     return shm.pack(shared, pos, len(shared), meta, fields)
 
@@ -179,16 +184,19 @@ def _unpack_sections(secs: tuple, field: list) -> list[CSection]:
     return list(map(CSection, names, kinds, aligns, shm.get_bytes(datas, field), sizes))
 
 
-def _unpack(shared: mmap.mmap, n: int) -> dict[int, Compact]:
+def _unpack(shared: mmap.mmap, n: int, spent: list | None = None) -> dict[int, Compact]:
     """_unpack rebuilds the documents the child finished: byte fields are
-    views of the mapping."""
+    views of the mapping. Each record's stretch before its section bytes
+    goes on spent, as loader._unship's do."""
     out = {}
     for i in range(n):
         t = _TABLE + 16 * i
         at = int.from_bytes(shared[t:t + 8], "little")
         if not int.from_bytes(shared[t + 8:t + 16], "little"):
             continue
-        (version, arch, secs, syms, rels, wasm), field = shm.unpack(shared, at)
+        (version, arch, secs, syms, rels, wasm), field, place = shm.unpack_placed(shared, at)
+        if spent is not None:
+            spent.append((shared, at, place[secs[4][1]]))
         out[i] = Compact(
             version=version, arch=arch, sections=_unpack_sections(secs, field),
             symbols=CSymbols(syms[0], *(field[k] for k in syms[2:]),
