@@ -161,6 +161,11 @@ class Names:
             self._hashes = self.hash(np.arange(len(self)))
         return self._hashes
 
+    def forget_hashes(self) -> None:
+        """forget_hashes drops the hash column (8 bytes a name): resolve is
+        its one reader, and it would otherwise stay to the end of the link."""
+        self._hashes = None
+
     def hash(self, idx: np.ndarray) -> np.ndarray:
         """hash returns a 64-bit hash of each name idx[k]. For names of up to 8
         bytes it is a bijection of the name's bytes."""

@@ -54,6 +54,7 @@ def resolve(ctx) -> None:
                   for i in ids])
         res[ids[1:]] = ids[0]  # a strong duplicate resolves to the first definition
     res[look] = table.lookup(look)
+    table.forget_hashes()
 
     # Linker-defined symbols, for names referred to and defined by no object:
     # the format's and the arch's. (Not when another linker finishes the
@@ -188,6 +189,12 @@ class Definitions:
     def lookup(self, idx: np.ndarray) -> np.ndarray:
         return self.table.lookup(self.names, idx, self.hashes[idx])
 
+    def forget_hashes(self) -> None:
+        """forget_hashes drops every entry's hash once the references are
+        looked up (get needs only the table's): 8 bytes a symbol entry."""
+        self.hashes = None
+        self.names.forget_hashes()
+
     def get(self, name: str) -> int | None:
         return self.table.get(name)
 
@@ -202,6 +209,9 @@ class DictDefinitions:
     def lookup(self, idx: np.ndarray) -> np.ndarray:
         return np.fromiter(map(self.table.get, self.names.tolist(idx), itertools.repeat(-1)),
                            np.int64, len(idx))
+
+    def forget_hashes(self) -> None:
+        self.names.forget_hashes()
 
     def get(self, name: str) -> int | None:
         return self.table.get(name)
