@@ -75,6 +75,8 @@ def columns(ctx, objs: list[Object], spent: list | None = None) -> None:
     ctx.sec_kind, ctx.sec_align = cat("sec_kind", np.uint8), cat("sec_align", np.int64)
     ctx.sec_size = cat("sec_size", np.int64)
     ctx.sec_data = list(chain.from_iterable(o.sec_data for o in objs))
+    for o in objs:   # the link's list is the one reference (write_output drops it)
+        o.sec_data = []
 
     ctx.sym_obj = np.repeat(np.arange(len(objs), dtype=np.int32), nsym)
     ctx.names = Names.concat([o.sym_name for o in objs])
@@ -104,6 +106,8 @@ def columns(ctx, objs: list[Object], spent: list | None = None) -> None:
     # (cat and Names.concat replaced them); nothing reads those stretches.
     for shared, lo, hi in spent or ():
         shm.release(shared, lo, hi)
+    if spent:
+        spent.clear()   # (a reference to a mapping would keep it mapped)
 
 
 def rebase(col: np.ndarray, counts: np.ndarray, base: np.ndarray, defined_only=False) -> None:

@@ -392,6 +392,10 @@ def write_output(ctx: Link, path: str) -> None:
         try:
             with ctx.phase("asmb"):
                 asmb(ctx, out, opts.jobs, opts.block_size)
+                # The input sections are in the output now; their bytes (in
+                # the heap and the readers' shared memory, which goes with its
+                # last view) are freed before asmb2 allocates the symbol table.
+                ctx.sec_data = None
             with ctx.phase("asmb2"):
                 ctx.format.asmb2(ctx, out)
         finally:
@@ -409,6 +413,8 @@ def loadlib(ctx: Link) -> None:
     with ctx.phase("read"):
         ahead = ctx.opts.ahead
         decoded = ahead.collect() if ahead is not None else {}
+        if ahead is not None:
+            ahead.handed_over()
         if ctx.opts.log and ahead is not None:
             ctx.opts.log(f"minild: read ahead: decoded {len(decoded)} of "
                          f"{len(ctx.opts.objects)} objects while starting")

@@ -53,6 +53,12 @@ class ReadAhead:
             self.decoded = _unpack(self.shared, len(self.paths), self.spent)
         return self.decoded
 
+    def handed_over(self) -> None:
+        """handed_over drops the read-ahead's references to its documents and
+        its mapping once loadlib has them: the mapping is then unmapped with
+        the last view of its section bytes (after asmb), not at exit."""
+        self.decoded, self.shared = {}, None
+
     def cancel(self) -> None:
         """cancel stops the child without reading what it did (a link that
         failed before loadlib)."""
