@@ -211,3 +211,25 @@ def test_joined_columns_leave_shared_memory(tmp_path, monkeypatch):
     assert (tmp_path / "forked").read_bytes() == (tmp_path / "serial").read_bytes()
     p = run_output("amd64", tmp_path / "forked")
 
+
+
+def test_shared_memory_is_unmapped_once_the_sections_are_written(tmp_path, monkeypatch):
+    """The children's shared mapping lives while its section bytes are
+    needed and not to the end of the link: with the link's context still
+    held, the kernel lists no more shared mappings than before the link."""
+    from minild.link import Options, link
+
+    def shared_maps() -> int:
+        with open("/proc/self/maps") as f:
+            return sum(" /dev/zero" in line for line in f)
+
+    paths = compact_copies(tmp_path, k=2)[3:]
+    monkeypatch.setattr(loader, "FORK_LOAD_BYTES", 0)
+    mapped = []
+    real = loader._shared_mapping
+    monkeypatch.setattr(loader, "_shared_mapping", lambda n: mapped.append(real(n)) or mapped[-1])
+    before = shared_maps()
+    ctx = link(Options(objects=paths, output=str(tmp_path / "out"), jobs=2))
+    assert len(mapped) == 1       # the children shipped through shared memory
+    mapped.clear()
+    assert ctx.relocs is not None and shared_maps() == before
