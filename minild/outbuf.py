@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from .errors import InternalError
-from .outfile import write_all
+from .outfile import byte_view, write_all
 
 POPULATE = getattr(mmap, "MAP_POPULATE", 0)
 
@@ -160,12 +160,19 @@ class OutBuf:
 
     def write(self, data) -> None:
         """write puts data at the current offset and advances it."""
+        data = byte_view(data)
         n = len(data)
         if self.mode == "buffered":
             write_all(self.fd, data, self.off)
         else:
-            pos, b = self.write_loc(n)
-            b[pos:pos + n] = data
+            if not self.is_view and self.off == self.mapped_len() + len(self.heap):
+                # At the end of the spill (asmb2's tables, in order): append,
+                # one copy, where write_loc would first extend it by zeros.
+                b = self.heap
+                b += data
+            else:
+                pos, b = self.write_loc(n)
+                b[pos:pos + n] = data
             if b is self.heap and len(self.heap) > self.max_heap and not self.is_view:
                 # A big spill: grow the mapping once instead of the heap forever.
                 self._copy_heap()

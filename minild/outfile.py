@@ -168,16 +168,22 @@ class OutputFile:
             os.close(fd)
 
 
-def write_all(fd: int, data, off: int | None = None) -> None:
-    """write_all writes all of data at off (pwrite) or at the file's offset
-    (write), looping over short writes; an error raises OSError. A write that
-    makes no progress is ENOSPC, as a short write's retry would say."""
+def byte_view(data) -> memoryview:
+    """byte_view is data (bytes-like) as a flat memoryview of bytes."""
     view = memoryview(data)
     if view.ndim != 1 or view.itemsize != 1 or view.format not in ("B", "b", "c"):
         try:
             view = view.cast("B")
         except TypeError:   # a structured numpy array: its bytes
             view = memoryview(view.tobytes())
+    return view
+
+
+def write_all(fd: int, data, off: int | None = None) -> None:
+    """write_all writes all of data at off (pwrite) or at the file's offset
+    (write), looping over short writes; an error raises OSError. A write that
+    makes no progress is ENOSPC, as a short write's retry would say."""
+    view = byte_view(data)
     while view:
         try:
             n = os.write(fd, view) if off is None else os.pwrite(fd, view, off)

@@ -163,17 +163,20 @@ def write_tables(out, lay: Layout, off: int, shdrs: list[bytes], shstr: StrTab,
         rows, strtab, first_global = symtab
         off = align_up(off, 8)
         out.seek(off)
-        out.write(rows.tobytes())
-        data = strtab.bytes()
-        out.write(data)
+        # The rows and each part of the string table as they are: a joined
+        # copy of either would be one more table's size at the link's peak
+        # (asmb2 runs last; the table spills past the mapped size to the heap).
+        out.write(rows.view(np.uint8))
+        for part in strtab.parts:
+            out.write(part)
         strtab_index = len(shdrs) + 1
         shdrs.append(lay.pack_shdr(shstr.add(".symtab"), SHT_SYMTAB, 0, 0, off, rows.nbytes,
                                    strtab_index, first_global, 8 if lay.cls == 64 else 4,
                                    lay.sym.itemsize))
         off += rows.nbytes
-        shdrs.append(lay.pack_shdr(shstr.add(".strtab"), SHT_STRTAB, 0, 0, off, len(data),
+        shdrs.append(lay.pack_shdr(shstr.add(".strtab"), SHT_STRTAB, 0, 0, off, strtab.size,
                                    0, 0, 1, 0))
-        off += len(data)
+        off += strtab.size
     shname = shstr.add(".shstrtab")
     shdata = shstr.bytes()
     shdrs.append(lay.pack_shdr(shname, SHT_STRTAB, 0, 0, off, len(shdata), 0, 0, 1, 0))
