@@ -252,7 +252,10 @@ def _unship(shared: mmap.mmap, lo: int, spent: list | None = None) -> list:
             continue
         path, arch, sec_name, arrays, (blob, start, length, hashes), data, imports, w = m
         cols = {f: view(*a) for f, a in arrays.items()}
-        names = Names(bytes(field[blob]), view(*start), view(*length), view(*hashes))
+        # The names' text too is a view: Names.concat copies it into the
+        # link's one blob (a copy here first would hold every name twice at
+        # once: C++ names are most of a large link's bytes).
+        names = Names(field[blob], view(*start), view(*length), view(*hashes))
         sec_data = shm.get_bytes(data, field)
         out.append(Object(path=path, arch=arch, sec_name=sec_name, sec_data=sec_data,
                           sym_name=names, imports=imports, types=w[0], signatures=w[1],
