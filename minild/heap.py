@@ -146,13 +146,15 @@ def tune(input_bytes: int) -> bool:
 
 def give_back() -> None:
     """give_back returns the heap's free pages to the system (glibc's
-    malloc_trim; elsewhere nothing). loadlib calls it after columns and after
-    resolve: each leaves tens of MB of freed temporaries inside the heap (the
-    objects' own columns, the probes' chunks), which the trim threshold set
-    by tune would keep resident to the end of the link, above everything
-    that later phases allocate, so that they would count in the peak RSS
-    twice. What the later phases allocate there again costs a fault per
-    page (measured: docs/performance.md, 'Program shapes')."""
+    malloc_trim; elsewhere nothing). loadlib calls it after resolve, which
+    leaves tens of MB of freed temporaries (its masks, index columns and
+    probes) inside the heap; tune's trim threshold would keep them resident
+    to the end of the link, under everything later phases allocate. What
+    those phases allocate there again costs a fault per 4 KiB page: on the
+    large programs, 3-12% off the peak for 0-5% of the time (after columns
+    too, where the objects' own columns are freed, it cost 5-8% of the
+    time and gained ~1% of the peak; measured: docs/performance.md,
+    'Program shapes')."""
     try:
         import ctypes
         ctypes.CDLL(None).malloc_trim(0)

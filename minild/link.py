@@ -463,7 +463,6 @@ def loadlib(ctx: Link) -> None:
         if not bounds_ok(ctx.sec_size, ctx.sec_kind, ctx.arch.widths, ctx.sym_sec,
                          ctx.sym_value, r.sec, r.off, r.type):
             report_exactly(ctx.opts.objects)
-        heap.give_back()
     with ctx.phase("resolve"):
         resolve(ctx)
         heap.give_back()
