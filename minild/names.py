@@ -202,7 +202,7 @@ class Names:
             k += 8
         return ok
 
-    def strtab(self, idx: np.ndarray) -> tuple[bytes, np.ndarray]:
+    def strtab(self, idx: np.ndarray) -> tuple[bytes | bytearray, np.ndarray]:
         """strtab returns names idx, each followed by a NUL, as one blob, and the
         offset of each in it (an ELF string table's layout)."""
         ln = self.length[idx].astype(np.int64)
@@ -212,10 +212,20 @@ class Names:
         if len(idx) and int(ln.max()) > STRTAB_WORDS_MAX:
             # Long names (C++'s, 40-200 bytes): a pass per 8 bytes of the
             # longest would cost 25 scatters over every name; slices joined in
-            # C cost one step per name instead.
+            # C cost one step per name instead. A chunk of names at a time,
+            # into a zeroed table (the NULs): the slices of every name at once,
+            # and their join, would be twice the table again at asmb2, when
+            # the link is at its peak.
             st = self.start[idx].astype(np.int64)
-            parts = map(self.blob.__getitem__, map(slice, st.tolist(), (st + ln).tolist()))
-            return b"\0".join(parts) + b"\0", offs
+            en = st + ln
+            out = bytearray(total)
+            for lo in range(0, len(idx), STRTAB_CHUNK):
+                hi = lo + STRTAB_CHUNK
+                part = b"\0".join(map(self.blob.__getitem__,
+                                      map(slice, st[lo:hi].tolist(), en[lo:hi].tolist())))
+                at = int(offs[lo])
+                out[at:at + len(part)] = part
+            return out, offs
         # Each name goes in 8-byte words, through a view of the output with a
         # word at every byte offset. A word may run past its name into the
         # next names' places: the passes go from the last words to the first,
@@ -235,6 +245,7 @@ LOOKUP_CHUNK = 1 << 16
 # strtab writes names of up to this many bytes by word passes, longer ones by a
 # join of slices (measured: docs/performance.md, "Program shapes").
 STRTAB_WORDS_MAX = 32
+STRTAB_CHUNK = 1 << 14
 
 
 class SymbolTable:

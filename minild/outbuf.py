@@ -117,6 +117,24 @@ class OutBuf:
         self.buf[old:total] = self.heap
         self.heap = bytearray()
 
+    def reserve(self, end: int) -> None:
+        """reserve grows the file and the mapping to end bytes (first copying
+        in any heap spill), so that the writes up to end go straight into the
+        mapping: for asmb2, which knows its tables' sizes before it writes
+        them. A view or a buffered OutBuf has nothing to grow."""
+        if self.mode != "mmap" or self.is_view or end <= self.mapped_len() + len(self.heap):
+            return
+        self._copy_heap()
+        old = self.mapped_len()
+        if end <= old:
+            return
+        self._arr = None
+        if self.buf is not None:
+            self.buf.close()
+        fallocate(self.fd, end, self._fallocate)
+        os.ftruncate(self.fd, end)
+        self._map(end)
+
     def munmap(self) -> None:
         """munmap copies in any heap spill and unmaps; the file keeps its contents."""
         if self.is_view:

@@ -105,6 +105,45 @@ def test_big_heap_is_copied_into_mapping_early(tmp_path):
     assert _contents(tmp_path) == b"\0" * 16 + b"x" * 100 + b"y"
 
 
+@pytest.mark.parametrize("spill", [b"", b"ab"])
+def test_reserve_maps_before_the_writes(tmp_path, spill):
+    """reserve grows the mapping (after copying in any spill) so that the
+    writes up to its end go into the mapping, none through the heap; the
+    file is what the spilling writes would have made."""
+    fd = _file(tmp_path)
+    ob = OutBuf(fd)
+    ob.mmap(16)
+    ob.write(b"A" * 16)
+    ob.write(spill)                           # in the heap
+    ob.reserve(40)
+    assert ob.heap == bytearray() and ob.mapped_len() == 40
+    ob.seek(24)
+    ob.write(np.frombuffer(b"0123456789abcdef", np.uint8))
+    assert ob.heap == bytearray()
+    ob.write(b"!")                            # past the reserve: the heap again
+    assert len(ob.heap) == 1
+    ob.reserve(10)                            # nothing to grow
+    assert ob.mapped_len() == 40
+    ob.munmap()
+    os.close(fd)
+    assert _contents(tmp_path) == (b"A" * 16 + spill).ljust(24, b"\0") + b"0123456789abcdef!"
+
+
+def test_reserve_in_a_view_or_buffered_does_nothing(tmp_path):
+    fd = _file(tmp_path)
+    ob = OutBuf(fd)
+    ob.mmap(16)
+    v = ob.view(0)
+    v.reserve(64)
+    assert ob.mapped_len() == 16
+    del v
+    b = OutBuf(fd, "buffered")
+    b.reserve(64)
+    ob.munmap()
+    os.close(fd)
+    assert len(_contents(tmp_path)) == 16
+
+
 def test_block_is_the_mapping_or_a_buffer(tmp_path):
     for mode in ("mmap", "buffered"):
         fd = _file(tmp_path)

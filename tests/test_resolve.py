@@ -6,6 +6,7 @@ import msgspec
 import numpy as np
 import pytest
 
+from minild import names as names_module
 from minild import resolve as L
 from minild.vocab import Bind
 from minild.names import Names, SymbolTable
@@ -59,10 +60,14 @@ def test_equal_is_byte_for_byte():
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_strtab_layout(seed):
+@pytest.mark.parametrize("chunk", [7, names_module.STRTAB_CHUNK])
+def test_strtab_layout(seed, chunk, monkeypatch):
     """Names.strtab writes names in 8-byte words that may run into the next
     names' places: every name of every length (0 to 40 bytes, UTF-8), in any
-    order and with repeats, must come out whole, each after the last's NUL."""
+    order and with repeats, must come out whole, each after the last's NUL.
+    With a name over 32 bytes it joins them a chunk at a time: the chunks
+    (of 7 here, to cross many) meet without a gap or an overlap."""
+    monkeypatch.setattr(names_module, "STRTAB_CHUNK", chunk)
     rng = np.random.default_rng(seed)
     pool = WORDS + ["", "é", "x" * 8, "y" * 9, "z" * 16, "w" * 17, "ü" * 20] + \
         ["".join(rng.choice(list("abcdefghij_0123456789"), int(k))) for k in rng.integers(0, 41, 60)]

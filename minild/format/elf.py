@@ -162,6 +162,9 @@ def write_tables(out, lay: Layout, off: int, shdrs: list[bytes], shstr: StrTab,
     if symtab is not None:
         rows, strtab, first_global = symtab
         off = align_up(off, 8)
+        # Mapped before they are written: through the heap spill, the tables
+        # would be held twice more at the link's peak (spill, then the copy).
+        out.reserve(off + rows.nbytes + strtab.size)
         out.seek(off)
         # The rows and each part of the string table as they are: a joined
         # copy of either would be one more table's size at the link's peak
