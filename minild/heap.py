@@ -146,15 +146,14 @@ def tune(input_bytes: int) -> bool:
 
 def give_back() -> None:
     """give_back returns the heap's free pages to the system (glibc's
-    malloc_trim; elsewhere nothing). loadlib calls it after resolve, which
-    leaves tens of MB of freed temporaries (its masks, index columns and
-    probes) inside the heap; tune's trim threshold would keep them resident
-    to the end of the link, under everything later phases allocate. What
-    those phases allocate there again costs a fault per 4 KiB page: on the
-    large programs, 3-12% off the peak for 0-5% of the time (after columns
-    too, where the objects' own columns are freed, it cost 5-8% of the
-    time and gained ~1% of the peak; measured: docs/performance.md,
-    'Program shapes')."""
+    malloc_trim; elsewhere nothing). link calls it at the end of layout:
+    resolve and layout leave tens of MB of freed temporaries (masks, index
+    columns, probes) inside the heap, which tune's trim threshold would keep
+    resident to the end of the link, under the output mapping and what asmb
+    and asmb2 allocate, when the link is at its peak. What is allocated
+    there again costs a fault per 4 KiB page (measured: docs/performance.md,
+    'Program shapes': 6-10% off the peak for 1-2k more faults on a large
+    link; after columns as well it cost 5-8% of the time and gained ~1%)."""
     try:
         import ctypes
         ctypes.CDLL(None).malloc_trim(0)

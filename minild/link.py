@@ -298,6 +298,7 @@ def link(opts: Options) -> Link:
         symaddrs(ctx)
         if fmt.layout is not None:
             ctx.filesize = fmt.layout(ctx, ctx.filesize)
+        heap.give_back()
     warn_moved_text(ctx)
     # At this point, memory layout is fixed: addresses, file offsets, the file size.
     if opts.no_output:
@@ -465,7 +466,6 @@ def loadlib(ctx: Link) -> None:
             report_exactly(ctx.opts.objects)
     with ctx.phase("resolve"):
         resolve(ctx)
-        heap.give_back()
     refuse_big_align(ctx)
     if ctx.arch.check is not None and not ctx.format.allow_undefined:
         ctx.arch.check(ctx)
