@@ -106,34 +106,30 @@ class OutBuf:
             return
         if self.is_view:
             raise InternalError("cannot copy the heap from a view")
-        old = self.mapped_len()
-        total = old + len(self.heap)
-        self._arr = None
-        if self.buf is not None:
-            self.buf.close()
-        fallocate(self.fd, total, self._fallocate)
-        os.ftruncate(self.fd, total)
-        self._map(total)
-        self.buf[old:total] = self.heap
-        self.heap = bytearray()
+        self._grow(self.mapped_len() + len(self.heap))
 
     def reserve(self, end: int) -> None:
-        """reserve grows the file and the mapping to end bytes (first copying
-        in any heap spill), so that the writes up to end go straight into the
+        """reserve grows the file and the mapping to end bytes (taking in any
+        heap spill), so that the writes up to end go straight into the
         mapping: for asmb2, which knows its tables' sizes before it writes
         them. A view or a buffered OutBuf has nothing to grow."""
         if self.mode != "mmap" or self.is_view or end <= self.mapped_len() + len(self.heap):
             return
-        self._copy_heap()
+        self._grow(end)
+
+    def _grow(self, size: int) -> None:
+        """_grow maps the file anew at size bytes (reserved first) and moves
+        the heap spill into it, where it follows the old mapping."""
         old = self.mapped_len()
-        if end <= old:
-            return
         self._arr = None
         if self.buf is not None:
             self.buf.close()
-        fallocate(self.fd, end, self._fallocate)
-        os.ftruncate(self.fd, end)
-        self._map(end)
+        fallocate(self.fd, size, self._fallocate)
+        os.ftruncate(self.fd, size)
+        self._map(size)
+        if self.heap:
+            self.buf[old:old + len(self.heap)] = self.heap
+            self.heap = bytearray()
 
     def munmap(self) -> None:
         """munmap copies in any heap spill and unmaps; the file keeps its contents."""
