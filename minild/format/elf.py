@@ -162,13 +162,12 @@ def write_tables(out, lay: Layout, off: int, shdrs: list[bytes], shstr: StrTab,
     if symtab is not None:
         rows, strtab, first_global = symtab
         off = align_up(off, 8)
-        # Mapped before they are written: through the heap spill, the tables
-        # would be held twice more at the link's peak (spill, then the copy).
+        # asmb2 runs when the link is at its peak: the tables are mapped before
+        # they are written (through the heap spill they would be held twice
+        # more), and go out as they are, the rows as bytes and the string
+        # table part by part (a joined copy of either is one more table).
         out.reserve(off + rows.nbytes + strtab.size)
         out.seek(off)
-        # The rows and each part of the string table as they are: a joined
-        # copy of either would be one more table's size at the link's peak
-        # (asmb2 runs last; the table spills past the mapped size to the heap).
         out.write(rows.view(np.uint8))
         for part in strtab.parts:
             out.write(part)
