@@ -29,6 +29,21 @@ def compact_copies(tmp_path, k=4):
     return paths
 
 
+def generated_program(tmp_path) -> tuple[list[str], dict]:
+    """generated_program writes the benchmark's program (benchmarks/gen_compact)
+    at 2,400 functions in 6 compact objects and a main: columns of more than
+    a page per object. It returns the objects' paths and the manifest (the
+    checksum the program prints, its exit status)."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import gen_compact
+    from program import build
+
+    m = gen_compact.write(build(2400, 6, seed=3, table_reps=1), str(tmp_path), 3)
+    return [str(tmp_path / n) for n in m["inputs"]], m
+
+
 def same(a, b) -> None:
     assert (a.path, a.arch, a.sec_name) == (b.path, b.arch, b.sec_name)
     for f in loader._ARRAYS:
@@ -182,17 +197,10 @@ def test_joined_columns_leave_shared_memory(tmp_path, monkeypatch):
     read as zeros: the kernel dropped them), while the section bytes that
     follow stay until the output is written: the output is the serial
     link's, byte for byte, and runs and prints the program's checksum."""
-    import sys
-    from pathlib import Path
-
     from minild import shm
     from minild.link import Options, link
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-    import gen_compact
-    from program import build
 
-    m = gen_compact.write(build(2400, 6, seed=3, table_reps=1), str(tmp_path), 3)
-    objs = [str(tmp_path / n) for n in m["inputs"]]
+    objs, m = generated_program(tmp_path)
     link(Options(objects=objs, output=str(tmp_path / "serial"), jobs=1))
     monkeypatch.setattr(loader, "FORK_LOAD_BYTES", 0)
     released, real = [], shm.release

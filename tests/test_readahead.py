@@ -15,7 +15,7 @@ import pytest
 from conftest import EXAMPLES, minild, run_output
 from minild import arch, encode, loader, readahead, schema, shm
 from minild.link import Options, link
-from test_load import same_results
+from test_load import generated_program, same_results
 
 MULTI = [EXAMPLES / "multi" / n for n in ("main.obj", "greet.obj", "ops.obj")]
 
@@ -197,14 +197,7 @@ def test_what_the_objects_are_built_from_is_released_after_columns(tmp_path, mon
     in spent; a link releases those stretches after columns (shm.release)
     and writes the same bytes as a link without the read-ahead: the section
     bytes after them are untouched."""
-    import sys
-    from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-    import gen_compact
-    from program import build
-
-    m = gen_compact.write(build(2400, 6, seed=3, table_reps=1), str(tmp_path), 3)
-    paths = [str(tmp_path / n) for n in m["inputs"]]
+    paths, m = generated_program(tmp_path)
     monkeypatch.setattr(readahead, "AHEAD_BYTES", 0)
     ra = readahead.start(paths, 2)
     docs = ra.collect(wait=True)
